@@ -1,0 +1,404 @@
+/**
+ * The one place where every message that crosses a process boundary is written down:
+ * engine ⇄ extension (JSON lines on the engine's stdio) and extension ⇄ webview (postMessage).
+ * The engine, the extension and the webviews all import these types; nothing is re-declared by hand.
+ *
+ * Wire format (JSON-RPC-like, one JSON object per line, stdout carries protocol only):
+ *   request   {v, id, method, params}
+ *   response  {v, id, result} | {v, id, error: {code, message, data?}}
+ *   progress  {v, method: "$/progress", params: {id, value}}   (partial results of request `id`)
+ *   notify    {v, method, params}                               (no id: `$/cancel`, `$/log`)
+ */
+
+export const PROTOCOL_VERSION = 1;
+
+// ---------------------------------------------------------------------------------------------
+// Numeric arrays on the wire
+// ---------------------------------------------------------------------------------------------
+
+/** A dense array, little-endian, base64. f16 halves attention maps; i32 carries indices. */
+export interface EncodedArray {
+  dtype: 'f32' | 'f16' | 'u8' | 'i32';
+  shape: number[];
+  data: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Envelope
+// ---------------------------------------------------------------------------------------------
+
+export interface RequestMessage<M extends string = string, P = unknown> {
+  v: number;
+  id: number;
+  method: M;
+  params: P;
+}
+export interface ResponseOk<R = unknown> {
+  v: number;
+  id: number;
+  result: R;
+}
+export interface ResponseError {
+  v: number;
+  id: number | null;
+  error: ErrorObject;
+}
+export interface ErrorObject {
+  code: ErrorCode;
+  message: string;
+  data?: unknown;
+}
+export interface NotificationMessage<M extends string = string, P = unknown> {
+  v: number;
+  method: M;
+  params: P;
+}
+export type AnyMessage = RequestMessage | ResponseOk | ResponseError | NotificationMessage;
+
+/** Documented error codes (JSON-RPC numbers where they exist). */
+export enum ErrorCode {
+  ParseError = -32700,
+  InvalidRequest = -32600,
+  MethodNotFound = -32601,
+  InvalidParams = -32602,
+  InternalError = -32603,
+  /** The request was cancelled by `$/cancel` or because the engine went away. */
+  Cancelled = -32800,
+  /** No model loaded yet (call `model/load`). */
+  NoModel = -32001,
+  /** Bad user input: a missing/garbage file, ids ≥ vocab, a refused pickle global... */
+  BadInput = -32002,
+  /** The compute device failed (lost device, validation error); the engine fell back. */
+  DeviceError = -32003,
+  /** A training run is already active, or none is. */
+  TrainingState = -32004,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared value types
+// ---------------------------------------------------------------------------------------------
+
+export type Family = 'base' | 'matched' | 'adaptive' | 'diffusion' | 'adaptive_diffusion';
+export const FAMILIES: readonly Family[] = ['base', 'matched', 'adaptive', 'diffusion', 'adaptive_diffusion'];
+export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
+export type BackendChoice = 'auto' | BackendName;
+
+export interface HyperConfig {
+  rank: number;
+  n_heads: number;
+  n_layers: number;
+  alpha: number;
+}
+/** a-gpt's config keys, verbatim. */
+export interface ModelConfig {
+  family: Family;
+  vocab_size: number;
+  block_size: number;
+  n_layer: number;
+  n_head: number;
+  n_embd: number;
+  /** diffusion families: number of timesteps T_d (time embedding has T_d + 1 rows). */
+  num_diffusion_steps?: number;
+  /** diffusion families: the mask token id (default vocab_size − 1). */
+  mask_token_id?: number;
+  hyper?: HyperConfig;
+}
+
+export interface BackendInfo {
+  name: BackendName;
+  /** Why this backend was chosen ("requested", "first that loaded"). */
+  reason: string;
+  /** The ones tried before it, with why each was skipped. */
+  skipped: { name: BackendName; reason: string }[];
+  threads?: number;
+  simd?: boolean;
+}
+export interface DeviceInfo {
+  kind: 'gpu' | 'cpu';
+  name: string;
+  vendor?: string;
+}
+
+export interface ModelInfo {
+  path: string;
+  family: Family;
+  config: ModelConfig;
+  paramCount: number;
+  /** Where each config value came from (checkpoint shapes, sidecar config, a-gpt default). */
+  configSources: Record<string, 'shapes' | 'config' | 'checkpoint' | 'default'>;
+  /** Tokenizer the model expects (only GPT-2 BPE is supported). */
+  tokenizer: 'gpt2';
+  /** True when the model is causal (next-token NLL exists). */
+  causal: boolean;
+  adaptive: boolean;
+  /** Free text for the user (e.g. "random-init weights: untrained"). */
+  note?: string;
+}
+
+export interface TokenInfo {
+  /** Index in the analysed token sequence. */
+  index: number;
+  id: number;
+  /** Decoded text of the token (may be a partial character: shown as-is). */
+  text: string;
+  /** [start, end) in UTF-16 code units of the analysed document string. */
+  start: number;
+  end: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Analysis
+// ---------------------------------------------------------------------------------------------
+
+export interface AnalyzeParams {
+  text: string;
+  /** Analyse only [start, end) of `text` (UTF-16 offsets), e.g. the selection or the visible range. */
+  range?: { start: number; end: number };
+  /** Offset added to every token offset in the results (when `text` is a slice of a document). */
+  baseOffset?: number;
+  /** Window length in tokens (≤ block_size; default block_size). */
+  window?: number;
+  /** Which layers' full attention maps to send (default all). Summaries are always sent. */
+  attentionLayers?: number[];
+  /** Send attention maps at all (default true). */
+  includeAttention?: boolean;
+  /** Compute the causality audit (adaptive causal models; default true). */
+  causalityAudit?: boolean;
+  /** Number of next-token predictions per token (default 5). */
+  topK?: number;
+  /** Diffusion families: timestep to analyse at (default 0 = clean input). */
+  t?: number;
+}
+
+/** Per window, sent first: the tokens it covers. */
+export interface AnalyzeTokensEvent {
+  kind: 'tokens';
+  window: number;
+  windowCount: number;
+  /** Index of the window's first token in the whole token sequence. */
+  tokenStart: number;
+  tokens: TokenInfo[];
+}
+
+/** Per window and layer, as soon as that layer is computed. H heads, T tokens in the window. */
+export interface AnalyzeLayerEvent {
+  kind: 'layer';
+  window: number;
+  layer: number;
+  tokenStart: number;
+  /** (H, T, T) attention probabilities, f16; absent when not requested. */
+  attn?: EncodedArray;
+  /** (H, T) max attention probability of each query. */
+  headMax: EncodedArray;
+  /** (H, T) argmax key index (window-relative), i32. */
+  headArgmax: EncodedArray;
+  /** (H, T) entropy of each query's attention distribution, nats. */
+  headEntropy: EncodedArray;
+  /** (H, T) mean attended distance Σ_k p·|t − k|. */
+  headDistance: EncodedArray;
+  /** (T) k* = argmax_k mean_h attn[h][t][k], window-relative, i32. */
+  latentKey: EncodedArray;
+  /** (T, H) latent code z[t][k*] = (attn[1][t][k*], …, attn[H][t][k*]). */
+  latentCode: EncodedArray;
+  /** Adaptive families: (H) (alpha/r)·‖A B‖_F. */
+  loraFro?: EncodedArray;
+  /** Adaptive families: (H, T) (alpha/r)·‖v_t A B‖₂. */
+  loraTok?: EncodedArray;
+  /** Adaptive families: (H, T) loraTok / ‖v_t‖₂. */
+  loraRel?: EncodedArray;
+}
+
+/** Per window, after the last layer: output-side quantities. */
+export interface AnalyzeOutputEvent {
+  kind: 'output';
+  window: number;
+  tokenStart: number;
+  /** (T) NLL of the next token (causal) or of the token itself (diffusion); NaN where undefined. */
+  nll: EncodedArray;
+  /** (T, K) top-k predicted ids, i32, and their probabilities, f32. */
+  topIds: EncodedArray;
+  topProbs: EncodedArray;
+  /** (T) causality leak max|logits_t(full) − logits_t(prefix)|; absent when not audited. */
+  leak?: EncodedArray;
+}
+
+export type AnalyzeEvent = AnalyzeTokensEvent | AnalyzeLayerEvent | AnalyzeOutputEvent;
+
+export interface AnalyzeResult {
+  tokenCount: number;
+  windowCount: number;
+  layers: number;
+  heads: number;
+  /** Mean NLL over tokens that have one. */
+  meanNll: number | null;
+  /** Max causality leak over all tokens, when audited. */
+  maxLeak: number | null;
+  elapsedMs: number;
+  backend: BackendName;
+  /** Top-k decoded strings for every distinct predicted id (id → text), to render hovers. */
+  vocabText: Record<number, string>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Training
+// ---------------------------------------------------------------------------------------------
+
+export interface TrainParams {
+  /** Files, folders or globs of text. */
+  data: string[];
+  family?: Family;
+  init?: string;
+  config?: Partial<ModelConfig>;
+  steps: number;
+  lr?: number;
+  minLr?: number;
+  warmup?: number;
+  batchSize?: number;
+  seqLen?: number;
+  gradAccum?: number;
+  weightDecay?: number;
+  betas?: [number, number];
+  clip?: number;
+  evalInterval?: number;
+  seed?: number;
+  out?: string;
+  resume?: string;
+  /** Every N steps compute per-head probe metrics (default 10). */
+  probeInterval?: number;
+}
+
+export interface TrainStepRecord {
+  kind: 'step';
+  runId: string;
+  step: number;
+  loss: number;
+  lr: number;
+  grad_norm: number;
+  tokens_per_s: number;
+  elapsed_s: number;
+}
+export interface TrainEvalRecord {
+  kind: 'eval';
+  runId: string;
+  step: number;
+  val_loss: number;
+  train_loss?: number;
+}
+/** Per layer and head on a fixed probe batch: how the adaptive path grows. (L, H) row-major. */
+export interface TrainProbeRecord {
+  kind: 'probe';
+  runId: string;
+  step: number;
+  layers: number;
+  heads: number;
+  loraFro: number[] | null;
+  loraRel: number[] | null;
+  attnEntropy: number[];
+}
+export interface TrainStatusRecord {
+  kind: 'status';
+  runId: string;
+  state: 'starting' | 'running' | 'paused' | 'stopping' | 'stopped' | 'finished' | 'failed';
+  message?: string;
+  checkpoint?: string;
+  step?: number;
+  totalSteps?: number;
+  family?: Family;
+}
+export type TrainEvent = TrainStepRecord | TrainEvalRecord | TrainProbeRecord | TrainStatusRecord;
+
+export interface TrainResult {
+  runId: string;
+  steps: number;
+  finalLoss: number | null;
+  bestValLoss: number | null;
+  checkpoint: string | null;
+  stoppedEarly: boolean;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The request map: method → [params, result, progress value]
+// ---------------------------------------------------------------------------------------------
+
+export interface InitializeParams {
+  clientName: string;
+  protocolVersion: number;
+  backend?: BackendChoice;
+  /** Extra folders where optional GPU packages were installed on demand. */
+  modulePaths?: string[];
+}
+export interface InitializeResult {
+  protocolVersion: number;
+  engineVersion: string;
+  backend: BackendInfo;
+  device: DeviceInfo;
+  models: ModelInfo[];
+}
+export interface ModelLoadParams {
+  path: string;
+  /** Path to a JSON config, or the config object itself. */
+  config?: string | Partial<ModelConfig>;
+}
+
+export interface RequestMap {
+  initialize: [InitializeParams, InitializeResult, never];
+  'model/load': [ModelLoadParams, ModelInfo, never];
+  'model/info': [Record<string, never>, ModelInfo | null, never];
+  analyze: [AnalyzeParams, AnalyzeResult, AnalyzeEvent];
+  'train/start': [TrainParams, TrainResult, TrainEvent];
+  'train/stop': [{ runId?: string }, { stopped: boolean }, never];
+  'train/pause': [{ runId?: string }, { paused: boolean }, never];
+  'train/resume': [{ runId?: string }, { resumed: boolean }, never];
+  shutdown: [Record<string, never>, null, never];
+}
+export type Method = keyof RequestMap;
+export type ParamsOf<M extends Method> = RequestMap[M][0];
+export type ResultOf<M extends Method> = RequestMap[M][1];
+export type ProgressOf<M extends Method> = RequestMap[M][2];
+
+export interface CancelParams {
+  id: number;
+}
+export interface ProgressParams<V = unknown> {
+  id: number;
+  value: V;
+}
+export interface LogParams {
+  level: 'info' | 'warn' | 'error';
+  message: string;
+}
+export interface NotificationMap {
+  '$/cancel': CancelParams;
+  '$/progress': ProgressParams;
+  '$/log': LogParams;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Extension ⇄ webview messages
+// ---------------------------------------------------------------------------------------------
+
+/** What the explorer panel draws: the analysis, assembled on the host from the engine's events. */
+export interface ExplorerData {
+  documentUri: string;
+  model: ModelInfo;
+  tokens: TokenInfo[];
+  result: AnalyzeResult;
+  events: AnalyzeEvent[];
+}
+
+export type HostToWebview =
+  | { type: 'explorer/data'; data: ExplorerData }
+  | { type: 'explorer/focus'; layer: number; head: number }
+  | { type: 'explorer/selection'; tokenIndex: number | null; role: 'query' | 'key' }
+  | { type: 'explorer/clear' }
+  | { type: 'monitor/event'; event: TrainEvent }
+  | { type: 'monitor/replay'; events: TrainEvent[] }
+  | { type: 'export/request'; format: 'svg' | 'png' | 'json'; requestId: number };
+
+export type WebviewToHost =
+  | { type: 'ready' }
+  | { type: 'explorer/selectToken'; tokenIndex: number; role: 'query' | 'key' }
+  | { type: 'explorer/focus'; layer: number; head: number }
+  | { type: 'monitor/command'; command: 'start' | 'stop' | 'pause' | 'resume'; runId?: string }
+  | { type: 'export/result'; requestId: number; format: 'svg' | 'png' | 'json'; data: string; error?: string }
+  | { type: 'error'; message: string };

@@ -1,0 +1,52 @@
+// Bundles every part with esbuild: the engine CLI, the extension, the webviews and the tests.
+// Usage: node scripts/build.mjs [--watch] [--no-tests] [--minify]
+import * as esbuild from 'esbuild';
+import { existsSync, mkdirSync, readdirSync, copyFileSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+
+const root = new URL('..', import.meta.url).pathname;
+const args = new Set(process.argv.slice(2));
+const minify = args.has('--minify');
+const optionalNative = ['@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'webgpu', 'vscode'];
+
+function walk(dir, pred, out = []) {
+  if (!existsSync(dir)) return out;
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) walk(p, pred, out);
+    else if (pred(p)) out.push(p);
+  }
+  return out;
+}
+
+const node = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', sourcemap: !minify, minify, logLevel: 'warning', external: optionalNative };
+const builds = [];
+const at = (p) => join(root, p);
+
+// Engine CLI (also the `headlens serve` the extension spawns). tfjs is bundled; its .wasm files are copied beside it.
+if (existsSync(at('engine/cli.ts'))) builds.push({ ...node, entryPoints: [at('engine/cli.ts')], outfile: at('dist/engine.js') });
+if (existsSync(at('extension/extension.ts'))) builds.push({ ...node, entryPoints: [at('extension/extension.ts')], outfile: at('dist/extension.js') });
+for (const f of walk(at('webview'), (p) => /webview[\\/][^\\/]+\.ts$/.test(p) && !p.endsWith('.d.ts') && !/[\\/](lib|common)[\\/]/.test(p))) {
+  if (/(^|[\\/])_/.test(relative(at('webview'), f))) continue;
+  const name = relative(at('webview'), f).replace(/\.ts$/, '');
+  if (['protocol', 'types'].includes(name)) continue;
+  builds.push({ bundle: true, platform: 'browser', target: 'es2022', format: 'iife', sourcemap: false, minify, logLevel: 'warning', entryPoints: [f], outfile: at(`media/dist/${name}.js`) });
+}
+if (!args.has('--no-tests')) {
+  const tests = walk(at('test'), (p) => p.endsWith('.ts') && !p.endsWith('.d.ts') && !p.includes('fixtures'));
+  if (tests.length) builds.push({ ...node, bundle: true, packages: 'external', entryPoints: tests, outdir: at('out/test'), outbase: at('test'), external: [...optionalNative, 'mocha'] });
+}
+
+mkdirSync(at('dist'), { recursive: true });
+const wasmDir = at('node_modules/@tensorflow/tfjs-backend-wasm/dist');
+for (const f of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm']) {
+  if (existsSync(join(wasmDir, f))) copyFileSync(join(wasmDir, f), at(`dist/${f}`));
+}
+
+if (args.has('--watch')) {
+  for (const b of builds) (await esbuild.context(b)).watch();
+  console.log(`watching ${builds.length} bundles`);
+} else {
+  await Promise.all(builds.map((b) => esbuild.build(b)));
+  console.log(`built ${builds.length} bundles`);
+}
