@@ -112,6 +112,8 @@ export interface BackendInfo {
   skipped: { name: BackendName; reason: string }[];
   threads?: number;
   simd?: boolean;
+  /** TensorFlow.js version of the backend package. */
+  version?: string;
 }
 export interface DeviceInfo {
   kind: 'gpu' | 'cpu';

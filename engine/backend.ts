@@ -1,0 +1,152 @@
+/**
+ * Backend selection. `auto` tries, in order: tfjs-node-gpu (CUDA) → tfjs-node (oneDNN) → WebGPU (npm
+ * `webgpu`, Dawn) → WASM (SIMD) → pure-JS cpu, and reports what it chose and why the others were
+ * skipped. The native packages are optional dependencies (their install downloads libtensorflow,
+ * which fails on machines without that access), detected here at run time.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+// tfjs-core alone registers neither chained ops nor gradients (see GPU.md); the bundle must keep these.
+import '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops';
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
+// Named imports: the packages declare themselves side-effect free, so a bare import would be
+// dropped by the bundler and the backends would never register.
+import { version_cpu } from '@tensorflow/tfjs-backend-cpu';
+import { version_wasm } from '@tensorflow/tfjs-backend-wasm';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { createRequire } from 'node:module';
+import type { BackendChoice, BackendInfo, BackendName, DeviceInfo } from './protocol';
+import { BadInputError } from './errors';
+import { setupWebGpu } from './webgpu';
+
+export const BACKEND_ORDER: BackendName[] = ['tensorflow-gpu', 'tensorflow', 'webgpu', 'wasm', 'cpu'];
+const TFJS_NAME: Record<BackendName, string> = {
+  'tensorflow-gpu': 'tensorflow',
+  tensorflow: 'tensorflow',
+  webgpu: 'webgpu',
+  wasm: 'wasm',
+  cpu: 'cpu',
+};
+
+export interface BackendState {
+  info: BackendInfo;
+  device: DeviceInfo;
+}
+let current: BackendState | null = null;
+let extraModulePaths: string[] = [];
+
+/** Folders (e.g. the extension's global storage) where GPU packages were installed on demand. */
+export function setModulePaths(paths: string[]): void {
+  extraModulePaths = paths.filter(Boolean);
+}
+
+/** require() that also looks in the on-demand install folders; null when the package is absent. */
+function optionalRequire(name: string): unknown | null {
+  const bases = [...extraModulePaths.map((p) => path.join(p, 'node_modules')), __dirname, process.cwd()];
+  for (const base of bases) {
+    try {
+      const req = createRequire(path.join(base, 'noop.js'));
+      return req(name);
+    } catch (e) {
+      const msg = (e as Error).message ?? '';
+      if (!/Cannot find module/.test(msg) || !msg.includes(name)) throw e;
+    }
+  }
+  return null;
+}
+
+async function tryTensorflow(gpu: boolean): Promise<DeviceInfo> {
+  const pkg = gpu ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node';
+  if (!optionalRequire(pkg)) throw new Error(`${pkg} is not installed`);
+  // tfjs-core keeps its engine and kernel registry on globalThis, so the package's own copy of
+  // tfjs-core registers 'tensorflow' where ours finds it.
+  if (!(await tf.setBackend('tensorflow'))) throw new Error(`${pkg} loaded but its backend did not initialise`);
+  return { kind: gpu ? 'gpu' : 'cpu', name: gpu ? 'CUDA (libtensorflow)' : `${os.cpus()[0]?.model ?? 'CPU'} (libtensorflow)` };
+}
+
+async function tryWasm(): Promise<DeviceInfo> {
+  if (!(await tf.setBackend('wasm'))) throw new Error('the WASM module did not initialise');
+  return { kind: 'cpu', name: `${os.cpus()[0]?.model?.trim() ?? 'CPU'} (WASM SIMD)` };
+}
+
+async function tryCpu(): Promise<DeviceInfo> {
+  if (!(await tf.setBackend('cpu'))) throw new Error('the cpu backend did not initialise');
+  return { kind: 'cpu', name: `${os.cpus()[0]?.model?.trim() ?? 'CPU'} (JavaScript)` };
+}
+
+async function tryOne(name: BackendName): Promise<DeviceInfo> {
+  switch (name) {
+    case 'tensorflow-gpu':
+      return tryTensorflow(true);
+    case 'tensorflow':
+      return tryTensorflow(false);
+    case 'webgpu':
+      return setupWebGpu(optionalRequire);
+    case 'wasm':
+      return tryWasm();
+    case 'cpu':
+      return tryCpu();
+  }
+}
+
+/** Initialise the backend (once per process, or again to switch). */
+export async function initBackend(choice: BackendChoice = 'auto'): Promise<BackendState> {
+  // Production mode: skips debug checks and the cpu backend's banner, which would go to stdout.
+  tf.enableProdMode();
+  if (current && (choice === 'auto' || choice === current.info.name)) return current;
+  if (choice !== 'auto' && !BACKEND_ORDER.includes(choice)) {
+    throw new BadInputError(`unknown backend '${choice}': use one of auto, ${BACKEND_ORDER.join(', ')}`);
+  }
+  const order = choice === 'auto' ? BACKEND_ORDER : [choice];
+  const skipped: BackendInfo['skipped'] = [];
+  for (const name of order) {
+    try {
+      const device = await tryOne(name);
+      const info: BackendInfo = {
+        name,
+        version: name === 'cpu' ? version_cpu : name === 'wasm' ? version_wasm : tf.version_core,
+        reason: choice === 'auto' ? (skipped.length ? 'first backend that loaded' : 'preferred backend') : 'requested',
+        skipped,
+      };
+      if (name === 'wasm') Object.assign(info, { simd: true, threads: 1 });
+      current = { info, device };
+      return current;
+    } catch (e) {
+      skipped.push({ name, reason: oneLine((e as Error).message) });
+    }
+  }
+  const why = skipped.map((s) => `${s.name}: ${s.reason}`).join('; ');
+  throw new BadInputError(`no compute backend could be loaded (${why})`);
+}
+
+/** After a device failure: drop the failed backend for the rest of the run and take the next one. */
+export async function fallBackFrom(failed: BackendName, reason: string): Promise<BackendState> {
+  const rest = BACKEND_ORDER.slice(BACKEND_ORDER.indexOf(failed) + 1);
+  const skipped = [...(current?.info.skipped ?? []), { name: failed, reason: `failed during the run: ${oneLine(reason)}` }];
+  for (const name of rest) {
+    try {
+      const device = await tryOne(name);
+      current = { info: { name, reason: `fell back after ${failed} failed`, skipped }, device };
+      return current;
+    } catch (e) {
+      skipped.push({ name, reason: oneLine((e as Error).message) });
+    }
+  }
+  throw new Error(`no backend left after ${failed} failed`);
+}
+
+export function currentBackend(): BackendState | null {
+  return current;
+}
+
+export function activeTfBackend(): string {
+  return tf.getBackend();
+}
+
+export function tfNameOf(name: BackendName): string {
+  return TFJS_NAME[name];
+}
+
+function oneLine(s: string): string {
+  return s.split('\n')[0].slice(0, 300);
+}

@@ -1,0 +1,210 @@
+/**
+ * Model configs: a-gpt's defaults, the parameter list of each family (PyTorch names, shapes and
+ * `model.parameters()` order), and inference of the architecture from a checkpoint's tensors.
+ */
+import type { Family, HyperConfig, ModelConfig } from '../protocol';
+import { FAMILIES } from '../protocol';
+import { BadInputError } from '../errors';
+
+/** a-gpt defaults (models/*.py configs, train/config.py): what shapes cannot tell comes from here. */
+export const AGPT_DEFAULTS = {
+  block_size: 256,
+  vocab_size: 50257,
+  n_layer: 4,
+  n_head: 4,
+  n_embd: 256,
+  matched_n_layer: 6,
+  num_diffusion_steps: 32,
+  hyper: { rank: 8, n_heads: 2, n_layers: 2, alpha: 1.0 } as HyperConfig,
+};
+
+export function isDiffusion(f: Family): boolean {
+  return f === 'diffusion' || f === 'adaptive_diffusion';
+}
+export function isAdaptive(f: Family): boolean {
+  return f === 'adaptive' || f === 'adaptive_diffusion';
+}
+export function headDim(c: ModelConfig): number {
+  return c.n_embd / c.n_head;
+}
+
+/** A complete config for `family` from partial values and a-gpt's defaults. */
+export function defaultConfig(family: Family, partial: Partial<ModelConfig> = {}): ModelConfig {
+  const c: ModelConfig = {
+    family,
+    vocab_size: partial.vocab_size ?? AGPT_DEFAULTS.vocab_size,
+    block_size: partial.block_size ?? AGPT_DEFAULTS.block_size,
+    n_layer: partial.n_layer ?? (family === 'matched' ? AGPT_DEFAULTS.matched_n_layer : AGPT_DEFAULTS.n_layer),
+    n_head: partial.n_head ?? AGPT_DEFAULTS.n_head,
+    n_embd: partial.n_embd ?? AGPT_DEFAULTS.n_embd,
+  };
+  if (isDiffusion(family)) {
+    c.num_diffusion_steps = partial.num_diffusion_steps ?? AGPT_DEFAULTS.num_diffusion_steps;
+    c.mask_token_id = partial.mask_token_id ?? c.vocab_size - 1;
+  }
+  if (isAdaptive(family)) c.hyper = { ...AGPT_DEFAULTS.hyper, ...(partial.hyper ?? {}) };
+  validateConfig(c);
+  return c;
+}
+
+export function validateConfig(c: ModelConfig): void {
+  const fail = (m: string) => {
+    throw new BadInputError(`invalid model config: ${m}`);
+  };
+  if (!FAMILIES.includes(c.family)) fail(`family '${c.family}' is not one of ${FAMILIES.join(', ')}`);
+  for (const k of ['vocab_size', 'block_size', 'n_layer', 'n_head', 'n_embd'] as const) {
+    if (!Number.isInteger(c[k]) || c[k] <= 0) fail(`${k} must be a positive integer, got ${c[k]}`);
+  }
+  if (c.n_embd % c.n_head !== 0) fail(`n_embd ${c.n_embd} is not divisible by n_head ${c.n_head}`);
+  if (headDim(c) % 2 !== 0) fail(`head width n_embd/n_head = ${headDim(c)} must be even (RoPE)`);
+  if (c.hyper) {
+    const h = c.hyper;
+    if (!(h.rank >= 1 && h.n_heads >= 1 && h.n_layers >= 1)) fail('hyper.rank, hyper.n_heads and hyper.n_layers must be ≥ 1');
+    if (headDim(c) % h.n_heads !== 0) fail(`head width ${headDim(c)} is not divisible by hyper.n_heads ${h.n_heads}`);
+  }
+}
+
+/** Ordered [name, PyTorch shape] of every parameter: the order of `model.parameters()`. */
+export function parameterList(c: ModelConfig): [string, number[]][] {
+  const C = c.n_embd, V = c.vocab_size, D = headDim(c);
+  const out: [string, number[]][] = [];
+  const hyper = (prefix: string) => {
+    if (!c.hyper) return;
+    const r = c.hyper.rank;
+    for (let h = 0; h < c.n_head; h++) {
+      const p = `${prefix}.hyper_v.${h}`;
+      for (let j = 0; j < c.hyper.n_layers; j++) {
+        out.push([`${p}.layers.${j}.in_proj_weight`, [3 * D, D]], [`${p}.layers.${j}.in_proj_bias`, [3 * D]]);
+        out.push([`${p}.layers.${j}.out_proj.weight`, [D, D]], [`${p}.layers.${j}.out_proj.bias`, [D]]);
+      }
+      out.push([`${p}.to_A.weight`, [D * r, D]], [`${p}.to_B.weight`, [r * D, D]]);
+    }
+  };
+  if (isDiffusion(c.family)) {
+    out.push(['token_emb.weight', [V, C]], ['time_emb.weight', [(c.num_diffusion_steps ?? 32) + 1, C]]);
+    for (let l = 0; l < c.n_layer; l++) {
+      const a = `blocks.${l}.attn`;
+      out.push([`${a}.c_q.weight`, [C, C]], [`${a}.c_k.weight`, [C, C]], [`${a}.c_v.weight`, [C, C]], [`${a}.c_proj.weight`, [C, C]]);
+      hyper(a);
+      out.push([`blocks.${l}.mlp.c_fc.weight`, [4 * C, C]], [`blocks.${l}.mlp.c_proj.weight`, [C, 4 * C]]);
+    }
+    out.push(['lm_head.weight', [V, C]]);
+    return out;
+  }
+  out.push(['transformer.wte.weight', [V, C]]);
+  for (let l = 0; l < c.n_layer; l++) {
+    const b = `transformer.h.${l}`;
+    out.push([`${b}.ln_1.weight`, [C]], [`${b}.ln_1.bias`, [C]]);
+    out.push([`${b}.attn.c_attn.weight`, [3 * C, C]], [`${b}.attn.c_attn.bias`, [3 * C]]);
+    out.push([`${b}.attn.c_proj.weight`, [C, C]], [`${b}.attn.c_proj.bias`, [C]]);
+    hyper(`${b}.attn`);
+    out.push([`${b}.ln_2.weight`, [C]], [`${b}.ln_2.bias`, [C]]);
+    out.push([`${b}.mlp.c_fc.weight`, [4 * C, C]], [`${b}.mlp.c_fc.bias`, [4 * C]]);
+    out.push([`${b}.mlp.c_proj.weight`, [C, 4 * C]], [`${b}.mlp.c_proj.bias`, [C]]);
+  }
+  out.push(['transformer.ln_f.weight', [C]], ['transformer.ln_f.bias', [C]], ['lm_head.weight', [V, C]]);
+  return out;
+}
+
+/** Embedding tables are used by gather; every other 2-D weight is an nn.Linear (held transposed). */
+export function isLinearWeight(name: string, shape: number[]): boolean {
+  return shape.length === 2 && !/(^|\.)(wte|token_emb|time_emb)\.weight$/.test(name);
+}
+
+export function countParams(c: ModelConfig): number {
+  return parameterList(c).reduce((s, [, shape]) => s + shape.reduce((a, b) => a * b, 1), 0);
+}
+
+export type ConfigSources = Record<string, 'shapes' | 'config' | 'checkpoint' | 'default'>;
+
+/**
+ * Infer the architecture from tensor names and shapes; `given` (from --config or the checkpoint's
+ * own config) fills what shapes cannot tell: n_head of non-adaptive models, block_size, the
+ * hypernetwork's inner heads and alpha, base vs matched.
+ */
+export function inferConfig(
+  shapes: Map<string, number[]>,
+  given: Partial<ModelConfig> & { family?: Family },
+  file: string,
+  givenSource: 'config' | 'checkpoint' = 'config',
+): { config: ModelConfig; sources: ConfigSources } {
+  const sources: ConfigSources = {};
+  const names = [...shapes.keys()];
+  const diffusion = shapes.has('token_emb.weight');
+  const causal = shapes.has('transformer.wte.weight');
+  if (!diffusion && !causal) {
+    throw new BadInputError(`${file}: not an a-gpt model: no 'transformer.wte.weight' or 'token_emb.weight' tensor (found ${names.slice(0, 3).join(', ')}${names.length > 3 ? ', …' : ''})`);
+  }
+  const adaptive = names.some((n) => n.includes('.hyper_v.'));
+  const emb = shapes.get(diffusion ? 'token_emb.weight' : 'transformer.wte.weight')!;
+  const layerIdx = names.map((n) => /^(?:transformer\.h|blocks)\.(\d+)\./.exec(n)).filter(Boolean).map((m) => +m![1]);
+  const nLayer = layerIdx.length ? Math.max(...layerIdx) + 1 : 0;
+  let family: Family;
+  if (diffusion) family = adaptive ? 'adaptive_diffusion' : 'diffusion';
+  else if (adaptive) family = 'adaptive';
+  else family = given.family === 'matched' ? 'matched' : 'base';
+  if (given.family && given.family !== family && !(family === 'base' && given.family === 'matched')) {
+    throw new BadInputError(`${file}: the config says family '${given.family}' but the tensors are a '${family}' model`);
+  }
+  sources.family = given.family ? givenSource : 'shapes';
+  const partial: Partial<ModelConfig> = { vocab_size: emb[0], n_embd: emb[1], n_layer: nLayer };
+  sources.vocab_size = sources.n_embd = sources.n_layer = 'shapes';
+  const pick = <K extends keyof ModelConfig>(k: K, fromShapes?: ModelConfig[K]) => {
+    if (fromShapes !== undefined) {
+      (partial as Record<string, unknown>)[k] = fromShapes;
+      sources[k] = 'shapes';
+    } else if (given[k] !== undefined) {
+      (partial as Record<string, unknown>)[k] = given[k];
+      sources[k] = givenSource;
+    } else sources[k] = 'default';
+  };
+  let hyper: HyperConfig | undefined;
+  if (adaptive) {
+    const prefix = diffusion ? 'blocks.0.attn.hyper_v' : 'transformer.h.0.attn.hyper_v';
+    const heads = new Set(names.filter((n) => n.startsWith(prefix + '.')).map((n) => n.slice(prefix.length + 1).split('.')[0])).size;
+    const inProj = shapes.get(`${prefix}.0.layers.0.in_proj_weight`);
+    const toA = shapes.get(`${prefix}.0.to_A.weight`);
+    if (!inProj || !toA) throw new BadInputError(`${file}: adaptive model without '${prefix}.0.layers.0.in_proj_weight' or '${prefix}.0.to_A.weight'`);
+    const D = inProj[1];
+    const innerLayers = new Set(names.filter((n) => n.startsWith(`${prefix}.0.layers.`)).map((n) => n.split('.layers.')[1].split('.')[0])).size;
+    pick('n_head', heads);
+    hyper = {
+      rank: toA[0] / D,
+      n_layers: innerLayers,
+      n_heads: given.hyper?.n_heads ?? AGPT_DEFAULTS.hyper.n_heads,
+      alpha: given.hyper?.alpha ?? AGPT_DEFAULTS.hyper.alpha,
+    };
+    sources['hyper.rank'] = sources['hyper.n_layers'] = 'shapes';
+    sources['hyper.n_heads'] = given.hyper?.n_heads !== undefined ? givenSource : 'default';
+    sources['hyper.alpha'] = given.hyper?.alpha !== undefined ? givenSource : 'default';
+    if (D * heads !== emb[1]) throw new BadInputError(`${file}: hypernetwork head width ${D} × ${heads} heads ≠ n_embd ${emb[1]}`);
+  } else pick('n_head');
+  pick('block_size');
+  if (diffusion) {
+    const te = shapes.get('time_emb.weight');
+    if (!te) throw new BadInputError(`${file}: diffusion model without 'time_emb.weight'`);
+    pick('num_diffusion_steps', te[0] - 1);
+    pick('mask_token_id');
+  }
+  const config = defaultConfig(family, { ...partial, hyper });
+  if (config.hyper && given.hyper?.rank !== undefined && given.hyper.rank !== config.hyper.rank) {
+    throw new BadInputError(`${file}: the config says hyper.rank ${given.hyper.rank} but to_A has rank ${config.hyper.rank}`);
+  }
+  checkShapes(config, shapes, file);
+  return { config, sources };
+}
+
+/** Every expected tensor present with its exact shape; nothing unexpected left over. */
+export function checkShapes(c: ModelConfig, shapes: Map<string, number[]>, file: string): void {
+  const expected = parameterList(c);
+  for (const [name, shape] of expected) {
+    const got = shapes.get(name);
+    if (!got) throw new BadInputError(`${file}: missing tensor '${name}' (expected shape [${shape}]) for a ${c.family} model`);
+    if (got.length !== shape.length || got.some((d, i) => d !== shape[i])) {
+      throw new BadInputError(`${file}: tensor '${name}' has shape [${got}] but the ${c.family} config needs [${shape}] (check n_head / --config)`);
+    }
+  }
+  const known = new Set(expected.map(([n]) => n));
+  const extra = [...shapes.keys()].filter((n) => !known.has(n) && !/rope_(cos|sin)$/.test(n));
+  if (extra.length) throw new BadInputError(`${file}: unexpected tensor '${extra[0]}'${extra.length > 1 ? ` (+${extra.length - 1} more)` : ''} for a ${c.family} model`);
+}

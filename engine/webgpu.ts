@@ -1,0 +1,76 @@
+/**
+ * WebGPU in Node through the npm package `webgpu` (Dawn: Vulkan / Metal / D3D12).
+ * `navigator.gpu` must exist before @tensorflow/tfjs-backend-webgpu is first evaluated: it
+ * registers itself only then (GPU.md). We create the device ourselves so that we can ask for the
+ * adapter's real limits (tfjs' defaults are the WebGPU minimums, and exceeding them produced
+ * `[Invalid CommandBuffer]` and garbage numbers on an H100).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { DeviceInfo } from './protocol';
+
+type OptionalRequire = (name: string) => unknown | null;
+
+interface GpuAdapterLike {
+  limits: Record<string, number>;
+  features: Set<string>;
+  info?: { vendor?: string; architecture?: string; device?: string; description?: string };
+  requestAdapterInfo?: () => Promise<{ vendor?: string; device?: string; description?: string }>;
+  requestDevice(desc: unknown): Promise<GpuDeviceLike>;
+}
+interface GpuDeviceLike {
+  lost: Promise<{ message: string; reason?: string }>;
+  addEventListener?: (type: string, fn: (ev: { error: { message: string } }) => void) => void;
+  onuncapturederror?: ((ev: { error: { message: string } }) => void) | null;
+}
+
+/** Errors the device reported since the last check; a request fails if any arrived during it. */
+const deviceErrors: string[] = [];
+export function takeDeviceErrors(): string[] {
+  return deviceErrors.splice(0, deviceErrors.length);
+}
+
+const LIMITS = [
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeWorkgroupsPerDimension',
+  'maxStorageBufferBindingSize',
+  'maxBufferSize',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupSizeY',
+  'maxComputeWorkgroupSizeZ',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxStorageBuffersPerShaderStage',
+];
+
+export async function setupWebGpu(optionalRequire: OptionalRequire): Promise<DeviceInfo> {
+  const webgpu = optionalRequire('webgpu') as { create: (flags: string[]) => unknown; globals: object } | null;
+  if (!webgpu) throw new Error("the 'webgpu' package is not installed (Head Lens: Install GPU Backend)");
+  const g = globalThis as unknown as { navigator?: { gpu?: unknown } };
+  if (!g.navigator) Object.defineProperty(globalThis, 'navigator', { value: {}, writable: true, configurable: true });
+  Object.assign(globalThis, webgpu.globals);
+  const gpu = webgpu.create([]) as { requestAdapter(o?: unknown): Promise<GpuAdapterLike | null> };
+  (g.navigator as { gpu?: unknown }).gpu = gpu;
+  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter) throw new Error('no WebGPU adapter (no Vulkan/Metal/D3D12 driver found)');
+  const requiredLimits: Record<string, number> = {};
+  for (const k of LIMITS) if (typeof adapter.limits[k] === 'number') requiredLimits[k] = adapter.limits[k];
+  const requiredFeatures = ['timestamp-query', 'shader-f16'].filter((f) => adapter.features.has(f));
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
+  watchDevice(device);
+  const info = adapter.info ?? (await adapter.requestAdapterInfo?.()) ?? {};
+  const mod = optionalRequire('@tensorflow/tfjs-backend-webgpu') as {
+    WebGPUBackend: new (device: unknown, adapterInfo?: unknown) => tf.KernelBackend;
+  } | null;
+  if (!mod) throw new Error("'@tensorflow/tfjs-backend-webgpu' is not installed");
+  tf.removeBackend('webgpu');
+  tf.registerBackend('webgpu', () => new mod.WebGPUBackend(device, info), 3);
+  if (!(await tf.setBackend('webgpu'))) throw new Error('the WebGPU backend did not initialise');
+  const name = info.description || info.device || 'WebGPU adapter';
+  return { kind: 'gpu', name, vendor: info.vendor };
+}
+
+function watchDevice(device: GpuDeviceLike): void {
+  const onError = (ev: { error: { message: string } }) => deviceErrors.push(ev.error.message.split('\n')[0]);
+  if (device.addEventListener) device.addEventListener('uncapturederror', onError);
+  else device.onuncapturederror = onError;
+  device.lost.then((l) => deviceErrors.push(`device lost: ${l.message || l.reason || 'unknown reason'}`));
+}
