@@ -11,7 +11,8 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients';
 // Named imports: the packages declare themselves side-effect free, so a bare import would be
 // dropped by the bundler and the backends would never register.
 import { version_cpu } from '@tensorflow/tfjs-backend-cpu';
-import { version_wasm } from '@tensorflow/tfjs-backend-wasm';
+import { version_wasm, setThreadsCount, getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
+import { defaultWasmThreads, initWasm } from './wasmThreads';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
@@ -64,9 +65,16 @@ async function tryTensorflow(gpu: boolean): Promise<DeviceInfo> {
   return { kind: gpu ? 'gpu' : 'cpu', name: gpu ? 'CUDA (libtensorflow)' : `${os.cpus()[0]?.model ?? 'CPU'} (libtensorflow)` };
 }
 
+let wasmThreads = 1;
 async function tryWasm(): Promise<DeviceInfo> {
-  if (!(await tf.setBackend('wasm'))) throw new Error('the WASM module did not initialise');
-  return { kind: 'cpu', name: `${os.cpus()[0]?.model?.trim() ?? 'CPU'} (WASM SIMD)` };
+  const want = defaultWasmThreads();
+  try {
+    wasmThreads = await initWasm(want, setThreadsCount, getThreadsCount);
+  } catch (e) {
+    if (want <= 1) throw e;
+    wasmThreads = await initWasm(1, setThreadsCount, getThreadsCount); // threads failed: single-threaded
+  }
+  return { kind: 'cpu', name: `${os.cpus()[0]?.model?.trim() ?? 'CPU'} (WASM SIMD, ${wasmThreads} thread${wasmThreads > 1 ? 's' : ''})` };
 }
 
 async function tryCpu(): Promise<DeviceInfo> {
@@ -108,7 +116,7 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
         reason: choice === 'auto' ? (skipped.length ? 'first backend that loaded' : 'preferred backend') : 'requested',
         skipped,
       };
-      if (name === 'wasm') Object.assign(info, { simd: true, threads: 1 });
+      if (name === 'wasm') Object.assign(info, { simd: true, threads: wasmThreads });
       current = { info, device };
       return current;
     } catch (e) {

@@ -23,6 +23,19 @@ export interface HyperParams {
   toB: tf.Tensor2D[];
 }
 
+/**
+ * Block-diagonal in_proj for all heads with its columns grouped by part: [q_0 … q_H | k_0 … | v_0 …]
+ * (each head's transposed in_proj is (D, 3D) with columns [q | k | v]).
+ */
+function partsBlockDiag(inProj: tf.Tensor2D[], D: number): tf.Tensor2D {
+  return tf.concat([0, 1, 2].map((part) => blockDiag(inProj.map((w) => w.slice([0, part * D], [-1, D]) as tf.Tensor2D))), 1) as tf.Tensor2D;
+}
+
+/** The in_proj biases in the same column order as `partsBlockDiag`. */
+function partsConcat(inBias: tf.Tensor1D[], D: number): tf.Tensor1D {
+  return tf.concat([0, 1, 2].flatMap((part) => inBias.map((b) => b.slice([part * D], [D])))) as tf.Tensor1D;
+}
+
 export interface HyperResult {
   vNew: tf.Tensor4D; // (B, H, T, D)
   A: tf.Tensor4D; // (B, H, D, r)
@@ -33,24 +46,38 @@ export interface HyperResult {
 
 /**
  * x: (B, T, H·D) the attention input (x_heads is its per-head view); v: (B, H, T, D) values.
- * mask: (T, T) additive causal mask or null (bidirectional).
+ * mask: (T, T) additive causal mask or null (bidirectional). pool: optional (B, T) pooling weights.
  */
-export function hyperForward(x: tf.Tensor3D, v: tf.Tensor4D, p: HyperParams, hc: HyperConfig, mask: tf.Tensor2D | null): HyperResult {
+export function hyperForward(
+  x: tf.Tensor3D,
+  v: tf.Tensor4D,
+  p: HyperParams,
+  hc: HyperConfig,
+  mask: tf.Tensor2D | null,
+  pool: tf.Tensor2D | null = null,
+): HyperResult {
   const [B, T, C] = x.shape;
   const H = p.toA.length, D = C / H, nh = hc.n_heads, d = D / nh, r = hc.rank;
   let out: tf.Tensor = x.reshape([B * T, C]); // (B·T, H·D)
+  const G = H * nh; // inner attention groups per sequence
   for (let j = 0; j < p.inProj.length; j++) {
-    const qkv = tf.add(mm(out as tf.Tensor2D, blockDiag(p.inProj[j])), tf.concat(p.inBias[j])); // (B·T, H·3D)
-    // per head the 3D features are [q | k | v], each split into nh inner heads of width d
-    const parts = tf.transpose(qkv.reshape([B, T, H, 3, nh, d]), [3, 0, 2, 4, 1, 5]).reshape([3, B * H * nh, T, d]);
-    const [q, k, vv] = [0, 1, 2].map((i) => parts.slice([i, 0, 0, 0], [1, -1, -1, -1]).reshape([B * H * nh, T, d]) as tf.Tensor3D);
-    const o = attention(q, k, vv, mask).out; // (B·H·nh, T, d)
-    const merged = tf.transpose(o.reshape([B, H, nh, T, d]), [0, 3, 1, 2, 4]).reshape([B * T, C]); // (B·T, H·D)
+    // columns ordered [q of every head | k of every head | v of every head], each (head, inner head, d)
+    const qkv = tf.add(mm(out as tf.Tensor2D, partsBlockDiag(p.inProj[j], D)), partsConcat(p.inBias[j], D)); // (B·T, 3·G·d)
+    // rank-4 transpose (rank 6 is ~20× slower on WASM): (B, T, 3G, d) → (3G, B, T, d); groups are (part, head, inner, batch)
+    const parts = tf.transpose(qkv.reshape([B, T, 3 * G, d]), [2, 0, 1, 3]).reshape([3, G * B, T, d]);
+    const [q, k, vv] = [0, 1, 2].map((i) => parts.slice([i, 0, 0, 0], [1, -1, -1, -1]).reshape([G * B, T, d]) as tf.Tensor3D);
+    const o = attention(q, k, vv, mask).out; // (G·B, T, d)
+    const merged = tf.transpose(o.reshape([G, B, T, d]), [1, 2, 0, 3]).reshape([B * T, C]); // (B·T, H·D), features (head, inner, d)
     out = tf.add(mm(merged as tf.Tensor2D, blockDiag(p.outProj[j])), tf.concat(p.outBias[j]));
   }
-  const ctx = tf.mean(out.reshape([B, T, C]), 1) as tf.Tensor2D; // (B, H·D) mean-pool over the whole window
-  const A = mm(ctx, blockDiag(p.toA)).reshape([B, H, D, r]) as tf.Tensor4D; // to_A(ctx).view(B, D, r)
-  const Bm = mm(ctx, blockDiag(p.toB)).reshape([B, H, r, D]) as tf.Tensor4D; // to_B(ctx).view(B, r, D)
+  // (B, H·D): a-gpt mean-pools over the whole window. `pool` (B, T) replaces the uniform weights
+  // (the causality audit pools each copy over a prefix only).
+  const out3 = out.reshape([B, T, C]);
+  const ctx = (pool ? tf.sum(tf.mul(out3, pool.expandDims(2)), 1) : tf.mean(out3, 1)).reshape([B, H, D, 1]);
+  // to_A / to_B per head on one pooled vector: a broadcast multiply-and-sum (a (1, D)·(D, D·r) matMul
+  // per head would spend its time packing the weights).
+  const A = tf.sum(tf.mul(ctx, tf.stack(p.toA)), 2).reshape([B, H, D, r]) as tf.Tensor4D; // to_A(ctx).view(B, D, r)
+  const Bm = tf.sum(tf.mul(ctx, tf.stack(p.toB)), 2).reshape([B, H, r, D]) as tf.Tensor4D; // to_B(ctx).view(B, r, D)
   const scale = hc.alpha / Math.max(1, r);
   const v3 = v.reshape([B * H, T, D]) as tf.Tensor3D;
   const delta = bmm(bmm(v3, A.reshape([B * H, D, r]) as tf.Tensor3D), Bm.reshape([B * H, r, D]) as tf.Tensor3D).reshape([B, H, T, D]) as tf.Tensor4D;

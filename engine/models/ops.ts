@@ -85,7 +85,7 @@ export function rmsNorm(x: tf.Tensor, eps = F32_EPS): tf.Tensor {
 /** nn.GELU(approximate="tanh"). */
 export function geluTanh(x: tf.Tensor): tf.Tensor {
   const c = Math.sqrt(2 / Math.PI);
-  const inner = tf.mul(c, tf.add(x, tf.mul(0.044715, tf.pow(x, 3))));
+  const inner = tf.mul(c, tf.add(x, tf.mul(0.044715, tf.mul(tf.square(x), x)))); // x·x² (Pow is slow on WASM)
   return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner)));
 }
 

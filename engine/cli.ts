@@ -1,0 +1,284 @@
+/**
+ * `headlens` — the engine's command line. Exact contracts (scripts depend on them):
+ *   headlens info    [--model P] [--config C] [--json]
+ *   headlens forward --model P [--config C] --ids IDS.json [--t '[..]'] --out OUT.safetensors
+ *   headlens analyze [--model P] [--config C] (--text-file F | --text S) [--json OUT.json] [--html OUT.html]
+ *   headlens train   … (see engine/train/cli.ts)
+ *   headlens serve   (JSON lines on stdio, protocol.ts)
+ * Common: --backend auto|tensorflow-gpu|tensorflow|webgpu|wasm|cpu, --debug.
+ * Exit codes: 0 ok, 2 bad input (one line on stderr naming the file/value), 1 internal.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import type { AnalyzeEvent, BackendChoice, ExplorerData } from './protocol';
+import { BadInputError } from './errors';
+import { initBackend } from './backend';
+import { loadModel } from './checkpoint';
+import { analyzeText, type LoadedModel } from './analysis';
+import { EngineServer } from './server';
+import { EngineService } from './service';
+import { writeSafetensors } from './io/safetensors';
+import type { HostTensor } from './io/tensor';
+import { parseArgs, type ArgSpec } from './args';
+import { formatTokenTable } from './table';
+import { runBench } from './bench';
+
+const USAGE = `usage: headlens <command> [options]
+  info     [--model P] [--config C] [--json]              family, config, parameter count, backend
+  forward  --model P [--config C] --ids IDS.json [--t '[..]'] --out OUT.safetensors
+  analyze  [--model P] [--config C] (--text-file F | --text S) [--json OUT.json] [--html OUT.html]
+           [--window N] [--audit N]
+  train    see 'headlens train --help'
+  serve    JSON-lines protocol on stdin/stdout (used by the VS Code extension)
+options: --backend auto|tensorflow-gpu|tensorflow|webgpu|wasm|cpu   --debug (stack traces)
+Without --model the embedded starter model is used.`;
+
+const COMMON: ArgSpec = { backend: 'string', debug: 'boolean', help: 'boolean', model: 'string', config: 'string' };
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const debug = argv.includes('--debug');
+  try {
+    switch (command) {
+      case 'info':
+        return await cmdInfo(rest);
+      case 'forward':
+        return await cmdForward(rest);
+      case 'analyze':
+        return await cmdAnalyze(rest);
+      case 'serve':
+        return await cmdServe(rest);
+      case 'train':
+        return await cmdTrain(rest);
+      case 'bench':
+        return await runBench(rest);
+      case undefined:
+      case '--help':
+      case '-h':
+      case 'help':
+        process.stdout.write(USAGE + '\n');
+        return command === undefined ? 2 : 0;
+      default:
+        throw new BadInputError(`unknown command '${command}': use info, forward, analyze, train or serve (headlens --help)`);
+    }
+  } catch (e) {
+    return reportError(e, debug);
+  }
+}
+
+export function reportError(e: unknown, debug: boolean): number {
+  if (e instanceof BadInputError) {
+    process.stderr.write(`headlens: ${e.message}\n`);
+    if (debug) process.stderr.write(`${e.stack}\n`);
+    return 2;
+  }
+  const err = e as Error;
+  process.stderr.write(`headlens: internal error: ${err?.message ?? String(e)}${debug ? '' : ' (run with --debug for details)'}\n`);
+  if (debug) process.stderr.write(`${err?.stack}\n`);
+  return 1;
+}
+
+async function setup(opts: Record<string, unknown>): Promise<LoadedModel> {
+  await initBackend((opts.backend as BackendChoice) ?? 'auto');
+  return loadModel({ path: opts.model as string | undefined, config: opts.config as string | undefined });
+}
+
+async function cmdInfo(argv: string[]): Promise<number> {
+  const opts = parseArgs(argv, { ...COMMON, json: 'boolean' }, 'info');
+  if (opts.help) return usage();
+  const lm = await setup(opts);
+  const backend = (await initBackend((opts.backend as BackendChoice) ?? 'auto')).info;
+  if (opts.json) {
+    process.stdout.write(JSON.stringify({ ...lm.info, backend }, null, 2) + '\n');
+  } else {
+    const c = lm.info.config;
+    const lines = [
+      `model      ${lm.info.path}`,
+      `family     ${c.family}`,
+      `config     vocab ${c.vocab_size}, block ${c.block_size}, ${c.n_layer} layers, ${c.n_head} heads, width ${c.n_embd}` +
+        (c.hyper ? `; hypernetwork rank ${c.hyper.rank}, ${c.hyper.n_heads} heads, ${c.hyper.n_layers} layers, alpha ${c.hyper.alpha}` : '') +
+        (c.num_diffusion_steps !== undefined ? `; ${c.num_diffusion_steps} diffusion steps` : ''),
+      `parameters ${lm.info.paramCount.toLocaleString('en-US')}`,
+      `backend    ${backend.name} (${backend.reason}${backend.skipped.length ? `; skipped ${backend.skipped.map((s) => `${s.name}: ${s.reason}`).join('; ')}` : ''})`,
+    ];
+    if (lm.info.note) lines.push(`note       ${lm.info.note}`);
+    process.stdout.write(lines.join('\n') + '\n');
+  }
+  lm.model.dispose();
+  return 0;
+}
+
+function usage(): number {
+  process.stdout.write(USAGE + '\n');
+  return 0;
+}
+
+/** IDS.json: a list of equal-length lists of token ids. */
+export function readIds(file: string, vocab: number, block: number): number[][] {
+  if (!fs.existsSync(file)) throw new BadInputError(`no such file: ${file}`);
+  let ids: unknown;
+  try {
+    ids = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new BadInputError(`${file}: not valid JSON (${(e as Error).message.split('\n')[0]})`);
+  }
+  if (!Array.isArray(ids) || !ids.length || !ids.every((r) => Array.isArray(r))) {
+    throw new BadInputError(`${file}: expected a list of lists of token ids, e.g. [[15496, 995]]`);
+  }
+  const rows = ids as unknown[][];
+  const T = rows[0].length;
+  if (!T) throw new BadInputError(`${file}: the first sequence is empty`);
+  if (T > block) throw new BadInputError(`${file}: sequences of ${T} tokens are longer than the model's block size ${block}`);
+  rows.forEach((r, i) => {
+    if (r.length !== T) throw new BadInputError(`${file}: sequence ${i} has ${r.length} ids but sequence 0 has ${T} (all must be equal)`);
+    r.forEach((v, j) => {
+      if (!Number.isInteger(v) || (v as number) < 0 || (v as number) >= vocab) {
+        throw new BadInputError(`${file}: id ${JSON.stringify(v)} at [${i}][${j}] is not an integer in [0, ${vocab}) (the model's vocabulary)`);
+      }
+    });
+  });
+  return rows as number[][];
+}
+
+async function cmdForward(argv: string[]): Promise<number> {
+  const opts = parseArgs(argv, { ...COMMON, ids: 'string', t: 'string', out: 'string' }, 'forward');
+  if (opts.help) return usage();
+  if (!opts.model) throw new BadInputError('forward needs --model P');
+  if (!opts.ids) throw new BadInputError('forward needs --ids IDS.json');
+  if (!opts.out) throw new BadInputError('forward needs --out OUT.safetensors');
+  const lm = await setup(opts);
+  const c = lm.info.config;
+  const rows = readIds(opts.ids as string, c.vocab_size, c.block_size);
+  const B = rows.length, T = rows[0].length;
+  const tValues = parseTimesteps(opts.t as string | undefined, B, c.num_diffusion_steps);
+  const tensors = new Map<string, HostTensor>();
+  const ids = tf.tensor2d(rows.flat(), [B, T], 'int32');
+  const t = tValues ? tf.tensor1d(tValues, 'int32') : undefined;
+  const { logits, layers } = lm.model.forwardWithInternals(ids, t);
+  const put = async (name: string, x: tf.Tensor) => tensors.set(name, { shape: x.shape, dtype: 'float32', values: new Float32Array((await x.data()) as Float32Array) });
+  await put('logits', logits);
+  for (const L of layers) {
+    await put(`hidden.${L.layer}`, L.hidden);
+    await put(`attn.${L.layer}`, L.attn);
+    if (L.loraA && L.loraB && L.loraFro && L.loraTok) {
+      for (let h = 0; h < c.n_head; h++) {
+        await put(`lora_A.${L.layer}.${h}`, tf.tidy(() => L.loraA!.slice([0, h], [-1, 1]).squeeze([1])));
+        await put(`lora_B.${L.layer}.${h}`, tf.tidy(() => L.loraB!.slice([0, h], [-1, 1]).squeeze([1])));
+      }
+      await put(`lora_fro.${L.layer}`, L.loraFro);
+      await put(`lora_tok.${L.layer}`, L.loraTok);
+    }
+  }
+  tf.dispose([ids, t, logits, ...layers.flatMap((L) => Object.values(L).filter((v) => v instanceof tf.Tensor))] as tf.Tensor[]);
+  writeOutput(opts.out as string, () => writeSafetensors(opts.out as string, tensors, { metadata: { producer: 'headlens forward', config: JSON.stringify(c) } }));
+  process.stderr.write(`wrote ${tensors.size} tensors to ${opts.out}\n`);
+  lm.model.dispose();
+  return 0;
+}
+
+function parseTimesteps(raw: string | undefined, B: number, steps: number | undefined): number[] | undefined {
+  if (raw === undefined) return steps !== undefined ? new Array(B).fill(0) : undefined;
+  if (steps === undefined) throw new BadInputError('--t is only for diffusion models (this model is causal)');
+  let t: unknown;
+  try {
+    t = JSON.parse(raw);
+  } catch {
+    throw new BadInputError(`--t must be a JSON list of ${B} integers, got ${raw}`);
+  }
+  if (typeof t === 'number') t = new Array(B).fill(t);
+  if (!Array.isArray(t) || t.length !== B || !t.every((v) => Number.isInteger(v) && v >= 0 && v <= steps)) {
+    throw new BadInputError(`--t must be a JSON list of ${B} integers in [0, ${steps}], got ${raw}`);
+  }
+  return t as number[];
+}
+
+/** Output files: a clear error when the folder is missing or not writable. */
+function writeOutput(file: string, write: () => void): void {
+  const dir = path.dirname(path.resolve(file));
+  if (!fs.existsSync(dir)) throw new BadInputError(`cannot write ${file}: folder ${dir} does not exist`);
+  try {
+    write();
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EROFS' || code === 'EISDIR' || code === 'ENOENT') throw new BadInputError(`cannot write ${file}: ${code}`);
+    throw e;
+  }
+}
+
+async function cmdAnalyze(argv: string[]): Promise<number> {
+  const opts = parseArgs(argv, { ...COMMON, text: 'string', 'text-file': 'string', json: 'string', html: 'string', window: 'int', audit: 'int', 'max-rows': 'int' }, 'analyze');
+  if (opts.help) return usage();
+  if ((opts.text === undefined) === (opts['text-file'] === undefined)) throw new BadInputError('analyze needs exactly one of --text S or --text-file F');
+  let text = opts.text as string | undefined;
+  const file = opts['text-file'] as string | undefined;
+  if (file !== undefined) {
+    if (!fs.existsSync(file)) throw new BadInputError(`no such file: ${file}`);
+    if (fs.statSync(file).isDirectory()) throw new BadInputError(`${file} is a folder: --text-file takes a text file`);
+    text = fs.readFileSync(file, 'utf8');
+  }
+  const lm = await setup(opts);
+  if (lm.info.note) process.stderr.write(`note: ${lm.info.note}\n`);
+  const events: AnalyzeEvent[] = [];
+  const gen = analyzeText(lm, { text: text!, window: opts.window as number | undefined, auditPositions: opts.audit as number | undefined });
+  let result;
+  for (;;) {
+    const step = await gen.next();
+    if (step.done) {
+      result = step.value;
+      break;
+    }
+    events.push(step.value);
+    if (step.value.kind === 'layer') process.stderr.write(`\ranalysed window ${step.value.window + 1}, layer ${step.value.layer + 1}/${lm.info.config.n_layer}   `);
+  }
+  process.stderr.write('\n');
+  const tokens = events.flatMap((e) => (e.kind === 'tokens' ? e.tokens : []));
+  const data: ExplorerData = { documentUri: file ? path.resolve(file) : '(text)', model: lm.info, tokens, result, events };
+  process.stdout.write(formatTokenTable(data, (opts['max-rows'] as number | undefined) ?? 400) + '\n');
+  if (opts.json) writeOutput(opts.json as string, () => atomicWrite(opts.json as string, JSON.stringify(data)));
+  if (opts.html) writeOutput(opts.html as string, () => atomicWrite(opts.html as string, renderHtml(data)));
+  lm.model.dispose();
+  return 0;
+}
+
+function atomicWrite(file: string, content: string): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, content);
+  fs.renameSync(tmp, file);
+}
+
+/** The standalone report: D3 bundle and CSS inline (no network). */
+function renderHtml(data: ExplorerData): string {
+  // Loaded lazily so the engine runs without the webview bundles being built.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { renderReportHtml } = require('./report') as typeof import('./report');
+  const media = [path.join(__dirname, '..', 'media'), path.join(__dirname, '..', '..', 'media')].find((d) => fs.existsSync(path.join(d, 'dist', 'report.js')));
+  if (!media) throw new Error('the report bundle media/dist/report.js is missing: run `npm run build`');
+  const css = ['report.css', 'explorer.css'].map((f) => path.join(media, f)).filter((f) => fs.existsSync(f)).map((f) => fs.readFileSync(f, 'utf8')).join('\n');
+  return renderReportHtml(data, fs.readFileSync(path.join(media, 'dist', 'report.js'), 'utf8'), css);
+}
+
+async function cmdServe(argv: string[]): Promise<number> {
+  const opts = parseArgs(argv, { backend: 'string', debug: 'boolean' }, 'serve');
+  // stdout carries protocol only: anything a library prints goes to stderr.
+  console.log = (...a: unknown[]) => process.stderr.write(a.map(String).join(' ') + '\n');
+  console.warn = console.log;
+  console.info = console.log;
+  const service = new EngineService((opts.backend as BackendChoice) ?? 'auto');
+  await service.attach(new EngineServer(process.stdin, process.stdout)).listen();
+  await new Promise<void>((r) => process.stdout.write('', () => r()));
+  return 0;
+}
+
+async function cmdTrain(argv: string[]): Promise<number> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { runTrainCommand } = require('./train/cli') as typeof import('./train/cli');
+  return runTrainCommand(argv);
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e) => process.exit(reportError(e, process.argv.includes('--debug'))),
+  );
+}
