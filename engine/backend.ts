@@ -34,6 +34,8 @@ export interface BackendState {
   device: DeviceInfo;
 }
 let current: BackendState | null = null;
+/** Backends already initialised in this process: switching back is a plain setBackend. */
+const ready = new Map<BackendName, BackendState>();
 let extraModulePaths: string[] = [];
 
 /** Folders (e.g. the extension's global storage) where GPU packages were installed on demand. */
@@ -105,6 +107,11 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
   if (choice !== 'auto' && !BACKEND_ORDER.includes(choice)) {
     throw new BadInputError(`unknown backend '${choice}': use one of auto, ${BACKEND_ORDER.join(', ')}`);
   }
+  const known = choice !== 'auto' ? ready.get(choice) : undefined;
+  if (known && (await tf.setBackend(TFJS_NAME[choice]))) {
+    current = known;
+    return current;
+  }
   const order = choice === 'auto' ? BACKEND_ORDER : [choice];
   const skipped: BackendInfo['skipped'] = [];
   for (const name of order) {
@@ -118,6 +125,7 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
       };
       if (name === 'wasm') Object.assign(info, { simd: true, threads: wasmThreads });
       current = { info, device };
+      ready.set(name, current);
       return current;
     } catch (e) {
       skipped.push({ name, reason: oneLine((e as Error).message) });

@@ -25,8 +25,9 @@ export function blockCausal(ctx: BlockContext, x: tf.Tensor3D, l: number, cfg: M
   const H = cfg.n_head, hs = C / H;
   const h = layerNorm(x, P('ln_1.weight'), P('ln_1.bias')) as tf.Tensor3D;
   const qkv = linear(h, P('attn.c_attn.weight'), P('attn.c_attn.bias')); // (B, T, 3C)
-  const parts = tf.transpose(qkv.reshape([B, T, 3, H, hs]), [2, 0, 3, 1, 4]); // (3, B, H, T, hs)
-  const [q0, k0, v0] = [0, 1, 2].map((i) => parts.slice([i, 0, 0, 0, 0], [1, -1, -1, -1, -1]).reshape([B, H, T, hs]));
+  // (3, B·H, T, hs); slices stay rank 4 (the WebGPU Pad kernel behind a rank-5 slice's gradient emits invalid WGSL)
+  const parts = tf.transpose(qkv.reshape([B, T, 3, H, hs]), [2, 0, 3, 1, 4]).reshape([3, B * H, T, hs]);
+  const [q0, k0, v0] = [0, 1, 2].map((i) => parts.slice([i, 0, 0, 0], [1, -1, -1, -1]).reshape([B, H, T, hs]));
   const q = applyRope(q0, ctx.rope), k = applyRope(k0, ctx.rope);
   let v = v0 as tf.Tensor4D;
   const hyper = cfg.hyper ? hyperForward(h, v, ctx.hyperParams(`transformer.h.${l}.attn`), cfg.hyper, ctx.mask(T), pool) : null;
