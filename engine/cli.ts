@@ -23,6 +23,7 @@ import type { HostTensor } from './io/tensor';
 import { parseArgs, type ArgSpec } from './args';
 import { formatTokenTable } from './table';
 import { runBench } from './bench';
+import { runInstallGpu } from './gpuInstall';
 
 const USAGE = `usage: headlens <command> [options]
   info     [--model P] [--config C] [--json]              family, config, parameter count, backend
@@ -31,6 +32,8 @@ const USAGE = `usage: headlens <command> [options]
            [--window N] [--audit N]
   train    see 'headlens train --help'
   serve    JSON-lines protocol on stdin/stdout (used by the VS Code extension)
+  install-gpu --dir DIR [--tfjs-node-gpu]   install the GPU backend packages on demand and check them
+  bench    [--backend B] [--runs N]          analysis medians with full-size models
 options: --backend auto|tensorflow-gpu|tensorflow|webgpu|wasm|cpu   --debug (stack traces)
 Without --model the embedded starter model is used.`;
 
@@ -53,6 +56,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdTrain(rest);
       case 'bench':
         return await runBench(rest);
+      case 'install-gpu':
+        return await runInstallGpu(rest);
       case undefined:
       case '--help':
       case '-h':

@@ -24,7 +24,11 @@ const MODULE_PRELUDE =
 
 let dir: string | null = null;
 function scratchDir(): string {
-  dir ??= fs.mkdtempSync(path.join(os.tmpdir(), 'headlens-wasm-'));
+  if (!dir) {
+    const made = fs.mkdtempSync(path.join(os.tmpdir(), 'headlens-wasm-'));
+    process.once('exit', () => fs.rmSync(made, { recursive: true, force: true }));
+    dir = made;
+  }
   return dir;
 }
 

@@ -57,10 +57,9 @@ export async function setupWebGpu(optionalRequire: OptionalRequire): Promise<Dev
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   watchDevice(device);
   const info = adapter.info ?? (await adapter.requestAdapterInfo?.()) ?? {};
-  const mod = optionalRequire('@tensorflow/tfjs-backend-webgpu') as {
-    WebGPUBackend: new (device: unknown, adapterInfo?: unknown) => tf.KernelBackend;
-  } | null;
-  if (!mod) throw new Error("'@tensorflow/tfjs-backend-webgpu' is not installed");
+  // Bundled, but evaluated only now that navigator.gpu exists (it registers itself at import).
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const mod = require('@tensorflow/tfjs-backend-webgpu') as { WebGPUBackend: new (device: unknown, adapterInfo?: unknown) => tf.KernelBackend };
   tf.removeBackend('webgpu');
   tf.registerBackend('webgpu', () => new mod.WebGPUBackend(device, info), 3);
   if (!(await tf.setBackend('webgpu'))) throw new Error('the WebGPU backend did not initialise');
