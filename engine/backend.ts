@@ -84,14 +84,14 @@ async function tryCpu(): Promise<DeviceInfo> {
   return { kind: 'cpu', name: `${os.cpus()[0]?.model?.trim() ?? 'CPU'} (JavaScript)` };
 }
 
-async function tryOne(name: BackendName): Promise<DeviceInfo> {
+async function tryOne(name: BackendName, auto = false): Promise<DeviceInfo> {
   switch (name) {
     case 'tensorflow-gpu':
       return tryTensorflow(true);
     case 'tensorflow':
       return tryTensorflow(false);
     case 'webgpu':
-      return setupWebGpu(optionalRequire);
+      return setupWebGpu(optionalRequire, !auto); // `auto` wants a real GPU, not a CPU emulation
     case 'wasm':
       return tryWasm();
     case 'cpu':
@@ -108,7 +108,7 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
     throw new BadInputError(`unknown backend '${choice}': use one of auto, ${BACKEND_ORDER.join(', ')}`);
   }
   const known = choice !== 'auto' ? ready.get(choice) : undefined;
-  if (known && (await tf.setBackend(TFJS_NAME[choice]))) {
+  if (known && (await tf.setBackend(TFJS_NAME[known.info.name]))) {
     current = known;
     return current;
   }
@@ -116,7 +116,7 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
   const skipped: BackendInfo['skipped'] = [];
   for (const name of order) {
     try {
-      const device = await tryOne(name);
+      const device = await tryOne(name, choice === 'auto');
       const info: BackendInfo = {
         name,
         version: name === 'cpu' ? version_cpu : name === 'wasm' ? version_wasm : tf.version_core,
@@ -141,7 +141,7 @@ export async function fallBackFrom(failed: BackendName, reason: string): Promise
   const skipped = [...(current?.info.skipped ?? []), { name: failed, reason: `failed during the run: ${oneLine(reason)}` }];
   for (const name of rest) {
     try {
-      const device = await tryOne(name);
+      const device = await tryOne(name, true);
       current = { info: { name, reason: `fell back after ${failed} failed`, skipped }, device };
       return current;
     } catch (e) {

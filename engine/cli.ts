@@ -84,8 +84,13 @@ export function reportError(e: unknown, debug: boolean): number {
   return 1;
 }
 
+/** --backend, else $HEADLENS_BACKEND, else auto. */
+function backendOf(opts: Record<string, unknown>): BackendChoice {
+  return ((opts.backend as string | undefined) ?? process.env.HEADLENS_BACKEND ?? 'auto') as BackendChoice;
+}
+
 async function setup(opts: Record<string, unknown>): Promise<LoadedModel> {
-  await initBackend((opts.backend as BackendChoice) ?? 'auto');
+  await initBackend(backendOf(opts));
   return loadModel({ path: opts.model as string | undefined, config: opts.config as string | undefined });
 }
 
@@ -93,7 +98,7 @@ async function cmdInfo(argv: string[]): Promise<number> {
   const opts = parseArgs(argv, { ...COMMON, json: 'boolean' }, 'info');
   if (opts.help) return usage();
   const lm = await setup(opts);
-  const backend = (await initBackend((opts.backend as BackendChoice) ?? 'auto')).info;
+  const backend = (await initBackend(backendOf(opts))).info;
   if (opts.json) {
     process.stdout.write(JSON.stringify({ ...lm.info, backend }, null, 2) + '\n');
   } else {
@@ -222,6 +227,7 @@ async function cmdAnalyze(argv: string[]): Promise<number> {
     if (fs.statSync(file).isDirectory()) throw new BadInputError(`${file} is a folder: --text-file takes a text file`);
     text = fs.readFileSync(file, 'utf8');
   }
+  if (!text) throw new BadInputError(`nothing to analyse: ${file ? `${file} is empty` : 'the text is empty'}`);
   const lm = await setup(opts);
   if (lm.info.note) process.stderr.write(`note: ${lm.info.note}\n`);
   const events: AnalyzeEvent[] = [];
@@ -269,7 +275,7 @@ async function cmdServe(argv: string[]): Promise<number> {
   console.log = (...a: unknown[]) => process.stderr.write(a.map(String).join(' ') + '\n');
   console.warn = console.log;
   console.info = console.log;
-  const service = new EngineService((opts.backend as BackendChoice) ?? 'auto');
+  const service = new EngineService(backendOf(opts));
   await service.attach(new EngineServer(process.stdin, process.stdout)).listen();
   await new Promise<void>((r) => process.stdout.write('', () => r()));
   return 0;

@@ -39,10 +39,11 @@ export class EngineConnection {
   private closedReason: string | null = null;
   private readonly closeListeners: ((reason: string) => void)[] = [];
 
-  constructor(private readonly input: Readable, private readonly output: Writable) {
+  /** `closeOnEnd`: release pending calls when the input ends (a spawned engine waits for its exit instead, to say why). */
+  constructor(private readonly input: Readable, private readonly output: Writable, closeOnEnd = true) {
     const rl = readline.createInterface({ input, crlfDelay: Infinity });
     rl.on('line', (line) => this.onLine(line));
-    rl.on('close', () => this.close('the engine closed its output'));
+    if (closeOnEnd) rl.on('close', () => this.close('the engine closed its output'));
     output.on('error', (e) => this.close(`cannot write to the engine: ${e.message}`));
   }
 
@@ -123,7 +124,7 @@ export function spawnEngine(engineJs: string, options: { nodePath?: string; args
     env: { ...process.env, ELECTRON_RUN_AS_NODE: '1', ...options.env },
     cwd: options.cwd,
   });
-  const connection = new EngineConnection(child.stdout!, child.stdin!);
+  const connection = new EngineConnection(child.stdout!, child.stdin!, false);
   const logListeners: ((l: string) => void)[] = [];
   readline.createInterface({ input: child.stderr!, crlfDelay: Infinity }).on('line', (l) => logListeners.forEach((fn) => fn(l)));
   child.on('exit', (code, signal) => connection.close(signal ? `the engine was killed (${signal})` : `the engine exited with code ${code}`));

@@ -41,7 +41,13 @@ const LIMITS = [
   'maxStorageBuffersPerShaderStage',
 ];
 
-export async function setupWebGpu(optionalRequire: OptionalRequire): Promise<DeviceInfo> {
+/** CPU-emulated adapters (Mesa lavapipe/llvmpipe, SwiftShader): correct but slower than WASM. */
+export function isSoftwareAdapter(info: { vendor?: string; architecture?: string; device?: string; description?: string }, fallback?: boolean): boolean {
+  if (fallback) return true;
+  return /llvmpipe|lavapipe|swiftshader|software/i.test([info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' '));
+}
+
+export async function setupWebGpu(optionalRequire: OptionalRequire, allowSoftware = true): Promise<DeviceInfo> {
   const webgpu = optionalRequire('webgpu') as { create: (flags: string[]) => unknown; globals: object } | null;
   if (!webgpu) throw new Error("the 'webgpu' package is not installed (Head Lens: Install GPU Backend)");
   const g = globalThis as unknown as { navigator?: { gpu?: unknown } };
@@ -51,12 +57,16 @@ export async function setupWebGpu(optionalRequire: OptionalRequire): Promise<Dev
   (g.navigator as { gpu?: unknown }).gpu = gpu;
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) throw new Error('no WebGPU adapter (no Vulkan/Metal/D3D12 driver found)');
+  const adapterInfo = adapter.info ?? (await adapter.requestAdapterInfo?.()) ?? {};
+  if (!allowSoftware && isSoftwareAdapter(adapterInfo, (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter)) {
+    throw new Error(`the only WebGPU adapter is a software one (${adapterInfo.description || adapterInfo.device || adapterInfo.vendor}); ask for --backend webgpu to use it anyway`);
+  }
   const requiredLimits: Record<string, number> = {};
   for (const k of LIMITS) if (typeof adapter.limits[k] === 'number') requiredLimits[k] = adapter.limits[k];
   const requiredFeatures = ['timestamp-query', 'shader-f16'].filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   watchDevice(device);
-  const info = adapter.info ?? (await adapter.requestAdapterInfo?.()) ?? {};
+  const info = adapterInfo;
   // Bundled, but evaluated only now that navigator.gpu exists (it registers itself at import).
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const mod = require('@tensorflow/tfjs-backend-webgpu') as { WebGPUBackend: new (device: unknown, adapterInfo?: unknown) => tf.KernelBackend };

@@ -34,13 +34,17 @@ for (const f of walk(at('webview'), (p) => /webview[\\/][^\\/]+\.ts$/.test(p) &&
 }
 if (!args.has('--no-tests')) {
   const tests = walk(at('test'), (p) => p.endsWith('.ts') && !p.endsWith('.d.ts') && !p.includes('fixtures'));
-  if (tests.length) builds.push({ ...node, bundle: true, packages: 'external', entryPoints: tests, outdir: at('out/test'), outbase: at('test'), external: [...optionalNative, 'mocha'] });
+  // Fully bundled like the engine (tfjs' deep ESM imports do not load unbundled in Node).
+  if (tests.length) builds.push({ ...node, sourcemap: false, entryPoints: tests, outdir: at('out/test'), outbase: at('test'), external: [...optionalNative, 'mocha', 'playwright-core', 'esbuild'] });
 }
 
-mkdirSync(at('dist'), { recursive: true });
+// The WASM binaries are loaded from beside the bundle that contains the backend.
 const wasmDir = at('node_modules/@tensorflow/tfjs-backend-wasm/dist');
-for (const f of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm']) {
-  if (existsSync(join(wasmDir, f))) copyFileSync(join(wasmDir, f), at(`dist/${f}`));
+for (const dir of ['dist', 'out/test']) {
+  mkdirSync(at(dir), { recursive: true });
+  for (const f of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm']) {
+    if (existsSync(join(wasmDir, f))) copyFileSync(join(wasmDir, f), at(`${dir}/${f}`));
+  }
 }
 
 if (args.has('--watch')) {

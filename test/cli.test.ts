@@ -12,7 +12,9 @@ import { readSafetensors } from '../engine/io/safetensors';
 import { ENGINE_JS, FIXTURES, assertClose } from './helpers/fixtures';
 
 function headlens(args: string[], opts: { input?: string } = {}) {
-  const r = spawnSync(process.execPath, [ENGINE_JS, ...args], { encoding: 'utf8', input: opts.input, timeout: 120_000 });
+  // WASM unless a test says otherwise: probing a software Vulkan adapter (CI) prints driver warnings.
+  const env = { ...process.env, HEADLENS_BACKEND: process.env.HEADLENS_BACKEND ?? 'wasm' };
+  const r = spawnSync(process.execPath, [ENGINE_JS, ...args], { encoding: 'utf8', input: opts.input, timeout: 120_000, env });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 

@@ -21,7 +21,12 @@ export function wantsSplitMatmul(): boolean {
 }
 
 /** (M, K) @ (K, N) with a gradient that transposes explicitly (fast on WASM). */
-export const mm = tf.customGrad((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+/** tf.customGrad with a typed signature (its own typing cannot express the trailing `save`). */
+function customGrad<F>(f: (...args: never[]) => { value: tf.Tensor; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[] }): F {
+  return tf.customGrad(f as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as F;
+}
+
+export const mm = customGrad<(a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D>((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
   save([a, b]);
   return {
     value: tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D),
@@ -30,13 +35,13 @@ export const mm = tf.customGrad((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFu
       return [tf.matMul(dy as tf.Tensor2D, tf.transpose(sb)), tf.matMul(tf.transpose(sa), dy as tf.Tensor2D)];
     },
   };
-}) as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
+});
 
 /** y = x W + b over the last axis; `wT` is the PyTorch weight transposed, shape (in, out). */
 export function linear(x: tf.Tensor, wT: tf.Tensor, b?: tf.Tensor): tf.Tensor {
   const shape = x.shape;
   const inDim = shape[shape.length - 1];
-  const outDim = wT.shape[1];
+  const outDim = wT.shape[1] as number;
   const x2 = x.reshape([-1, inDim]) as tf.Tensor2D; // (N, in)
   let y: tf.Tensor = mm(x2, wT as tf.Tensor2D); // (N, out)
   if (b) y = tf.add(y, b);
@@ -205,19 +210,20 @@ export function blockDiag(blocks: tf.Tensor2D[]): tf.Tensor2D {
 // ---------------------------------------------------------------------------------------------
 
 /** table[ids] with a gradient through scatterND (sums duplicate ids; WASM lacks UnsortedSegmentSum). */
-export const embed = tf.customGrad((table: tf.Tensor, ids: tf.Tensor, save: tf.GradSaveFunc) => {
+export const embed = customGrad<(table: tf.Tensor2D, ids: tf.Tensor) => tf.Tensor>((table: tf.Tensor, ids: tf.Tensor, save: tf.GradSaveFunc) => {
+  const [V, C] = table.shape as [number, number];
   const flat = ids.flatten() as tf.Tensor1D;
   save([flat]);
-  const value = tf.gather(table, flat).reshape([...ids.shape, table.shape[1]]);
+  const value = tf.gather(table, flat).reshape([...ids.shape, C]);
   return {
     value,
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const idx = (saved[0] as tf.Tensor1D).expandDims(1) as tf.Tensor2D;
-      const g = tf.scatterND(idx, dy.reshape([-1, table.shape[1]]), table.shape);
+      const g = tf.scatterND(idx, dy.reshape([-1, C]), [V, C]);
       return [g, tf.zerosLike(ids)];
     },
   };
-}) as (table: tf.Tensor2D, ids: tf.Tensor) => tf.Tensor;
+});
 
 /** Rows per chunk of the output head so that a (rows, V) block stays ≈ 32 MB. */
 export function headChunkRows(vocab: number): number {
@@ -255,7 +261,7 @@ export function oneHotF32(idx: tf.Tensor1D, depth: number): tf.Tensor2D {
  * forward walks row chunks and computes the gradient at the same time (the loss is a scalar,
  * so dL/dlogits = w_i·(p − onehot) is known in the forward), stashing dh and dW for backward.
  */
-export const chunkedHeadLoss = tf.customGrad((hidden: tf.Tensor, wT: tf.Tensor, targets: tf.Tensor, weights: tf.Tensor, save: tf.GradSaveFunc) => {
+export const chunkedHeadLoss = customGrad<(hidden: tf.Tensor2D, wT: tf.Tensor2D, targets: tf.Tensor1D, weights: tf.Tensor1D) => tf.Scalar>((hidden: tf.Tensor, wT: tf.Tensor, targets: tf.Tensor, weights: tf.Tensor, save: tf.GradSaveFunc) => {
   const h = hidden as tf.Tensor2D, w = wT as tf.Tensor2D;
   const N = h.shape[0], V = w.shape[1];
   const rows = headChunkRows(V);
@@ -268,7 +274,7 @@ export const chunkedHeadLoss = tf.customGrad((hidden: tf.Tensor, wT: tf.Tensor, 
       const hc = h.slice([r0, 0], [n, -1]) as tf.Tensor2D;
       const tc = (targets as tf.Tensor1D).slice([r0], [n]);
       const wc = (weights as tf.Tensor1D).slice([r0], [n]);
-      const logits = tf.matMul(hc, w);
+      const logits = tf.matMul(hc, w) as tf.Tensor2D;
       const { ce, probs } = crossEntropyRows(logits, tc);
       const g = tf.mul(tf.sub(probs, oneHotF32(tc, V)), wc.expandDims(1)) as tf.Tensor2D; // dL/dlogits
       return [tf.add(loss, tf.sum(tf.mul(ce, wc))), tf.add(dW, tf.matMul(tf.transpose(hc), g)), tf.matMul(g, tf.transpose(w))];
@@ -286,7 +292,7 @@ export const chunkedHeadLoss = tf.customGrad((hidden: tf.Tensor, wT: tf.Tensor, 
     value: loss,
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tf.mul(saved[0], dy), tf.mul(saved[1], dy), tf.zerosLike(targets), tf.zerosLike(weights)],
   };
-}) as (hidden: tf.Tensor2D, wT: tf.Tensor2D, targets: tf.Tensor1D, weights: tf.Tensor1D) => tf.Scalar;
+});
 
 /** The same loss without gradients (evaluation): chunked, nothing stashed. */
 export function chunkedHeadLossNoGrad(h: tf.Tensor2D, w: tf.Tensor2D, targets: tf.Tensor1D, weights: tf.Tensor1D): tf.Scalar {
