@@ -52,8 +52,6 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdAnalyze(rest);
       case 'serve':
         return await cmdServe(rest);
-      case 'train':
-        return await cmdTrain(rest);
       case 'bench':
         return await runBench(rest);
       case 'install-gpu':
@@ -279,12 +277,6 @@ async function cmdServe(argv: string[]): Promise<number> {
   await service.attach(new EngineServer(process.stdin, process.stdout)).listen();
   await new Promise<void>((r) => process.stdout.write('', () => r()));
   return 0;
-}
-
-async function cmdTrain(argv: string[]): Promise<number> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { runTrainCommand } = require('./train/cli') as typeof import('./train/cli');
-  return runTrainCommand(argv);
 }
 
 if (require.main === module) {

@@ -10,6 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { readSafetensors } from '../engine/io/safetensors';
 import { ENGINE_JS, FIXTURES, assertClose } from './helpers/fixtures';
+import { storedZip } from './helpers/zip';
 
 function headlens(args: string[], opts: { input?: string } = {}) {
   // WASM unless a test says otherwise: probing a software Vulkan adapter (CI) prints driver warnings.
@@ -143,7 +144,7 @@ describe('bad checkpoints', () => {
 
   test('a zip that is not a checkpoint', () => {
     const z = path.join(tmp, 'notackpt.pt');
-    fs.writeFileSync(z, zipWithOneStoredFile('hello.txt', 'hello'));
+    fs.writeFileSync(z, storedZip([['hello.txt', Buffer.from('hello')]]));
     assertBadInput(headlens(['info', '--model', z]), /notackpt\.pt/);
   });
 
@@ -155,42 +156,3 @@ describe('bad checkpoints', () => {
     assertBadInput(headlens(['frobnicate']), /unknown command 'frobnicate'/);
   });
 });
-
-/** A minimal valid zip (one stored entry) built by hand. */
-function zipWithOneStoredFile(name: string, content: string): Buffer {
-  const data = Buffer.from(content);
-  const nameBuf = Buffer.from(name);
-  const crc = crc32(data);
-  const local = Buffer.alloc(30);
-  local.writeUInt32LE(0x04034b50, 0);
-  local.writeUInt16LE(20, 4);
-  local.writeUInt32LE(crc, 14);
-  local.writeUInt32LE(data.length, 18);
-  local.writeUInt32LE(data.length, 22);
-  local.writeUInt16LE(nameBuf.length, 26);
-  const central = Buffer.alloc(46);
-  central.writeUInt32LE(0x02014b50, 0);
-  central.writeUInt16LE(20, 4);
-  central.writeUInt16LE(20, 6);
-  central.writeUInt32LE(crc, 16);
-  central.writeUInt32LE(data.length, 20);
-  central.writeUInt32LE(data.length, 24);
-  central.writeUInt16LE(nameBuf.length, 28);
-  const cdOffset = local.length + nameBuf.length + data.length;
-  const end = Buffer.alloc(22);
-  end.writeUInt32LE(0x06054b50, 0);
-  end.writeUInt16LE(1, 8);
-  end.writeUInt16LE(1, 10);
-  end.writeUInt32LE(central.length + nameBuf.length, 12);
-  end.writeUInt32LE(cdOffset, 16);
-  return Buffer.concat([local, nameBuf, data, central, nameBuf, end]);
-}
-
-function crc32(buf: Buffer): number {
-  let c = ~0;
-  for (const b of buf) {
-    c ^= b;
-    for (let k = 0; k < 8; k++) c = (c >>> 1) ^ (0xedb88320 & -(c & 1));
-  }
-  return ~c >>> 0;
-}
