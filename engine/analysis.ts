@@ -20,7 +20,7 @@ export interface LoadedModel {
 }
 
 /** Default number of prefix positions audited per window (each costs one extra forward). */
-export const DEFAULT_AUDIT_POSITIONS = 8;
+export const DEFAULT_AUDIT_POSITIONS = 4;
 
 export interface AnalyzeOptions extends AnalyzeParams {
   /** Causality audit: how many prefix positions per window (0 = off). */

@@ -11,8 +11,7 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients';
 // Named imports: the packages declare themselves side-effect free, so a bare import would be
 // dropped by the bundler and the backends would never register.
 import { version_cpu } from '@tensorflow/tfjs-backend-cpu';
-import { version_wasm, setThreadsCount, getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
-import { defaultWasmThreads, initWasm } from './wasmThreads';
+import { version_wasm } from '@tensorflow/tfjs-backend-wasm';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
@@ -67,16 +66,14 @@ async function tryTensorflow(gpu: boolean): Promise<DeviceInfo> {
   return { kind: gpu ? 'gpu' : 'cpu', name: gpu ? 'CUDA (libtensorflow)' : `${os.cpus()[0]?.model ?? 'CPU'} (libtensorflow)` };
 }
 
-let wasmThreads = 1;
+/**
+ * Single-threaded: tfjs disables WASM threads in Node (its pthread workers come from blob: URLs).
+ * A shim that makes them files does start the workers here, but XNNPACK still reports one thread
+ * and matMul speed is unchanged, so it is not worth patching tfjs internals for.
+ */
 async function tryWasm(): Promise<DeviceInfo> {
-  const want = defaultWasmThreads();
-  try {
-    wasmThreads = await initWasm(want, setThreadsCount, getThreadsCount);
-  } catch (e) {
-    if (want <= 1) throw e;
-    wasmThreads = await initWasm(1, setThreadsCount, getThreadsCount); // threads failed: single-threaded
-  }
-  return { kind: 'cpu', name: `${os.cpus()[0]?.model?.trim() ?? 'CPU'} (WASM SIMD, ${wasmThreads} thread${wasmThreads > 1 ? 's' : ''})` };
+  if (!(await tf.setBackend('wasm'))) throw new Error('the WASM module did not initialise');
+  return { kind: 'cpu', name: `${os.cpus()[0]?.model?.trim() ?? 'CPU'} (WASM SIMD)` };
 }
 
 async function tryCpu(): Promise<DeviceInfo> {
@@ -123,7 +120,7 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
         reason: choice === 'auto' ? (skipped.length ? 'first backend that loaded' : 'preferred backend') : 'requested',
         skipped,
       };
-      if (name === 'wasm') Object.assign(info, { simd: true, threads: wasmThreads });
+      if (name === 'wasm') Object.assign(info, { simd: true, threads: 1 });
       current = { info, device };
       ready.set(name, current);
       return current;

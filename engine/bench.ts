@@ -11,6 +11,7 @@ import { defaultConfig } from './models/config';
 import { analyzeText, type LoadedModel } from './analysis';
 import { countParams, isAdaptive, isDiffusion } from './models/config';
 import { parseArgs } from './args';
+import { tokenize } from './tokenizer';
 
 const BENCH_TEXT = `import numpy as np
 
@@ -52,10 +53,11 @@ export async function runBench(argv: string[]): Promise<number> {
   const state = await initBackend((opts.backend as BackendChoice) ?? 'auto');
   const runs = (opts.runs as number | undefined) ?? 5;
   const families = ((opts.families as string | undefined) ?? 'base,adaptive,matched,diffusion,adaptive_diffusion').split(',') as Family[];
-  let text = BENCH_TEXT;
-  while (text.length < 2000) text += BENCH_TEXT;
+  let long = BENCH_TEXT;
+  while (long.length < 4000) long += BENCH_TEXT;
+  const text = long.slice(0, tokenize(long)[255].end); // exactly one window of 256 tokens
   process.stdout.write(`analysis of one 256-token window, full-size models, ${state.info.name} on ${state.device.name}; median of ${runs} runs (ms)\n`);
-  process.stdout.write(`${'family'.padEnd(20)}${'params'.padStart(12)}${'analysis'.padStart(12)}${'+ audit 8'.padStart(12)}${'logits only'.padStart(14)}\n`);
+  process.stdout.write(`${'family'.padEnd(20)}${'params'.padStart(12)}${'analysis'.padStart(12)}${'+ audit 4'.padStart(12)}${'logits only'.padStart(14)}\n`);
   for (const family of families) {
     const config = defaultConfig(family, { n_layer: 4, block_size: 256, n_embd: 256, n_head: 4, vocab_size: 50257 });
     const model = Model.init(config, 1);
@@ -63,8 +65,8 @@ export async function runBench(argv: string[]): Promise<number> {
       model,
       info: { path: 'bench', family, config, paramCount: countParams(config), configSources: {}, tokenizer: 'gpt2', causal: !isDiffusion(family), adaptive: isAdaptive(family) },
     };
-    const plain = median(await timeAnalysis(lm, text.slice(0, 1200), 0, runs));
-    const audited = lm.info.causal && lm.info.adaptive ? median(await timeAnalysis(lm, text.slice(0, 1200), 8, Math.max(1, runs >> 1))) : NaN;
+    const plain = median(await timeAnalysis(lm, text, 0, runs));
+    const audited = lm.info.causal && lm.info.adaptive ? median(await timeAnalysis(lm, text, 4, Math.max(1, runs >> 1))) : NaN;
     const ids = tf.tensor2d(Array.from({ length: 256 }, (_, i) => (i * 7919) % 50257), [1, 256], 'int32');
     const fwd: number[] = [];
     for (let i = 0; i < runs + 1; i++) {

@@ -40,12 +40,17 @@ export function base64ToBytes(text: string): Uint8Array {
   return out;
 }
 
+const f32Scratch = new Float32Array(1);
+const u32Scratch = new Uint32Array(f32Scratch.buffer);
+
 /** IEEE 754 binary16 from a float (round to nearest even; overflow → ±Inf; NaN kept). */
 export function floatToHalf(value: number): number {
-  const f32 = new Float32Array(1);
-  const u32 = new Uint32Array(f32.buffer);
-  f32[0] = value;
-  const x = u32[0];
+  f32Scratch[0] = value;
+  return bitsToHalf(u32Scratch[0]);
+}
+
+/** binary16 from the bits of a binary32. */
+function bitsToHalf(x: number): number {
   const sign = (x >>> 16) & 0x8000;
   const exp = (x >>> 23) & 0xff;
   let mant = x & 0x7fffff;
@@ -83,7 +88,9 @@ export function encodeArray(values: ArrayLike<number>, shape: number[], dtype: E
   let bytes: Uint8Array;
   if (dtype === 'f16') {
     const u16 = new Uint16Array(n);
-    for (let i = 0; i < n; i++) u16[i] = floatToHalf(values[i]);
+    const f = values instanceof Float32Array ? values : Float32Array.from(values);
+    const bits = new Uint32Array(f.buffer, f.byteOffset, n); // read the float bits in place
+    for (let i = 0; i < n; i++) u16[i] = bitsToHalf(bits[i]);
     bytes = new Uint8Array(u16.buffer);
   } else if (dtype === 'f32') {
     const f = values instanceof Float32Array ? values : Float32Array.from(values);

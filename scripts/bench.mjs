@@ -9,10 +9,8 @@ const engine = join(root, 'dist', 'engine.js');
 if (!existsSync(engine)) spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs'), '--no-tests'], { stdio: 'inherit' });
 const extra = process.argv.slice(2);
 const run = (args, env = {}) => spawnSync(process.execPath, [engine, ...args, ...extra], { stdio: 'inherit', env: { ...process.env, ...env } });
-console.log('== analysis, WASM (threads = cores, at most 4) ==');
+console.log('== analysis, WASM ==');
 run(['bench', '--backend', 'wasm']);
-console.log('\n== analysis, WASM single-threaded ==');
-run(['bench', '--backend', 'wasm', '--families', 'base,adaptive'], { HEADLENS_WASM_THREADS: '1' });
 if (existsSync(join(root, 'engine', 'train', 'bench.ts'))) {
   console.log('\n== training ==');
   run(['train-bench', '--backend', 'wasm']);
