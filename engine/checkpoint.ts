@@ -57,7 +57,8 @@ async function loadFromFile(file: string, given: Partial<ModelConfig>, note?: st
   let fileConfig: Partial<ModelConfig> = {};
   if (ext === '.safetensors') {
     const st = readSafetensors(file);
-    weights = st.tensors;
+    // training checkpoints carry the optimizer moments beside the weights
+    weights = new Map([...st.tensors].filter(([k]) => !k.startsWith('optim.')));
     fileConfig = { ...configFromMetadata(st.metadata), ...sidecarConfig(file) };
   } else if (ext === '.pt' || ext === '.pth' || ext === '.bin') {
     const ck = loadTorchCheckpoint(file);

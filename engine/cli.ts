@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { AnalyzeEvent, BackendChoice, ExplorerData } from './protocol';
-import { BadInputError } from './errors';
+import { BadInputError, reportError } from './errors';
 import { initBackend } from './backend';
 import { loadModel } from './checkpoint';
 import { analyzeText, type LoadedModel } from './analysis';
@@ -24,6 +24,7 @@ import { parseArgs, type ArgSpec } from './args';
 import { formatTokenTable } from './table';
 import { runBench } from './bench';
 import { runInstallGpu } from './gpuInstall';
+import { runTrainCommand } from './train/cli';
 
 const USAGE = `usage: headlens <command> [options]
   info     [--model P] [--config C] [--json]              family, config, parameter count, backend
@@ -52,6 +53,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdAnalyze(rest);
       case 'serve':
         return await cmdServe(rest);
+      case 'train':
+        return await runTrainCommand(rest);
       case 'bench':
         return await runBench(rest);
       case 'install-gpu':
@@ -68,18 +71,6 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     return reportError(e, debug);
   }
-}
-
-export function reportError(e: unknown, debug: boolean): number {
-  if (e instanceof BadInputError) {
-    process.stderr.write(`headlens: ${e.message}\n`);
-    if (debug) process.stderr.write(`${e.stack}\n`);
-    return 2;
-  }
-  const err = e as Error;
-  process.stderr.write(`headlens: internal error: ${err?.message ?? String(e)}${debug ? '' : ' (run with --debug for details)'}\n`);
-  if (debug) process.stderr.write(`${err?.stack}\n`);
-  return 1;
 }
 
 /** --backend, else $HEADLENS_BACKEND, else auto. */

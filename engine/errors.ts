@@ -35,3 +35,16 @@ export interface CancelToken {
 export function throwIfCancelled(token: CancelToken | undefined): void {
   if (token?.cancelled) throw new CancelledError();
 }
+
+/** CLI error reporting: bad input → one line, exit 2; anything else → exit 1 (stack with --debug). */
+export function reportError(e: unknown, debug: boolean): number {
+  if (e instanceof BadInputError) {
+    process.stderr.write(`headlens: ${e.message}\n`);
+    if (debug) process.stderr.write(`${e.stack}\n`);
+    return 2;
+  }
+  const err = e as Error;
+  process.stderr.write(`headlens: internal error: ${err?.message ?? String(e)}${debug ? '' : ' (run with --debug for details)'}\n`);
+  if (debug) process.stderr.write(`${err?.stack}\n`);
+  return 1;
+}

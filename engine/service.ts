@@ -10,6 +10,7 @@ import { loadModel } from './checkpoint';
 import { analyzeText, type LoadedModel } from './analysis';
 import { BadInputError, DeviceError } from './errors';
 import { takeDeviceErrors } from './webgpu';
+import { registerTrainingHandlers } from './train/session';
 
 export class EngineService {
   loaded: LoadedModel | null = null;
@@ -70,6 +71,7 @@ export class EngineService {
       });
     });
     server.on('shutdown', async () => null);
+    registerTrainingHandlers(server);
     return server;
   }
 }

@@ -176,6 +176,7 @@ export class Model implements ModelApi {
 
   /** Per-position loss weights: 1/N (causal) or mask/max(Σmask, 1) (diffusion, a-gpt's masked mean). */
   private lossWeights(batch: Batch): tf.Tensor1D {
+    if (batch.weights) return batch.weights;
     const [B, T] = batch.inputIds.shape;
     if (!batch.mask) return tf.fill([B * T], 1 / (B * T)) as tf.Tensor1D;
     const m = batch.mask.reshape([-1]).toFloat();

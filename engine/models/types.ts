@@ -11,6 +11,8 @@ export interface Batch {
   targets: tf.Tensor2D; // (B, T) int32
   mask?: tf.Tensor2D; // (B, T) float32, diffusion only
   t?: tf.Tensor1D; // (B) int32, diffusion only
+  /** Per-position loss weights (B·T), summing to this micro-batch's share of the full batch. */
+  weights?: tf.Tensor1D;
 }
 
 /** What a block reports when the analysis asks for internals (all (B, …) tensors, caller disposes). */

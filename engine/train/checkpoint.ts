@@ -1,0 +1,116 @@
+/**
+ * Training checkpoints: ONE safetensors file per checkpoint (`last.safetensors`, `best.safetensors`)
+ * holding the weights (PyTorch names and layout), the AdamW moments (`optim.exp_avg.<name>`,
+ * `optim.exp_avg_sq.<name>`) and, in its metadata, the config, step, optimizer settings, sampler
+ * state, seed, tokenizer and metrics — so one atomic rename makes it consistent. A readable
+ * `<name>.json` sidecar is written after it. Also resumes from a-gpt `.pt` checkpoints.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import type { ModelConfig } from '../protocol';
+import { BadInputError } from '../errors';
+import type { HostTensor } from '../io/tensor';
+import { readSafetensors, writeSafetensors, atomicWriteFile } from '../io/safetensors';
+import { loadTorchCheckpoint } from '../io/torch';
+import { isLinearWeight, parameterList } from '../models/config';
+import type { Model } from '../models/model';
+import type { AdamW } from './adamw';
+
+export const OPTIM_PREFIX = 'optim.';
+
+export interface TrainState {
+  config: ModelConfig;
+  step: number; // steps completed
+  seed: number;
+  rngState: number;
+  bestValLoss: number | null;
+  lastLoss: number | null;
+  tokenizer: 'gpt2';
+  options: Record<string, unknown>;
+  adamStep: number;
+}
+
+export async function saveCheckpoint(file: string, model: Model, adam: AdamW | null, state: TrainState, opts: { dtype?: 'F32' | 'F16' } = {}): Promise<void> {
+  const tensors = await model.toStateDict();
+  if (adam) {
+    for (const [name, shape] of parameterList(model.config)) {
+      for (const [kind, store] of [['exp_avg', adam.m], ['exp_avg_sq', adam.v]] as const) {
+        const t = store.get(name)!;
+        const pt = isLinearWeight(name, shape) ? tf.transpose(t) : t;
+        tensors.set(`${OPTIM_PREFIX}${kind}.${name}`, { shape, dtype: 'float32', values: new Float32Array((await pt.data()) as Float32Array) });
+        if (pt !== t) pt.dispose();
+      }
+    }
+  }
+  const metadata = { format: 'headlens-checkpoint-1', config: JSON.stringify(state.config), state: JSON.stringify(state) };
+  writeSafetensors(file, tensors, { metadata, dtype: opts.dtype });
+  atomicWriteFile(file.replace(/\.safetensors$/, '.json'), JSON.stringify({ ...state, weights: path.basename(file) }, null, 2));
+}
+
+export interface ResumePoint {
+  weights: Map<string, HostTensor>;
+  optimizer: { m: Map<string, HostTensor>; v: Map<string, HostTensor>; step: number } | null;
+  state: Partial<TrainState> & { step: number };
+  config?: Partial<ModelConfig>;
+  source: 'headlens' | 'agpt';
+}
+
+/** Read a checkpoint to resume from: ours (.safetensors) or a-gpt's (.pt with AdamW state). */
+export function readResumePoint(file: string): ResumePoint {
+  if (!fs.existsSync(file)) throw new BadInputError(`--resume ${file}: no such file`);
+  if (file.endsWith('.pt') || file.endsWith('.pth')) return fromAgpt(file);
+  const { tensors, metadata } = readSafetensors(file);
+  if (metadata.format !== 'headlens-checkpoint-1' || !metadata.state) {
+    throw new BadInputError(`--resume ${file}: not a Head Lens training checkpoint (no training state in it); use --init to start from its weights`);
+  }
+  const state = JSON.parse(metadata.state) as TrainState;
+  const weights = new Map<string, HostTensor>(), m = new Map<string, HostTensor>(), v = new Map<string, HostTensor>();
+  for (const [k, t] of tensors) {
+    if (k.startsWith(`${OPTIM_PREFIX}exp_avg_sq.`)) v.set(k.slice(`${OPTIM_PREFIX}exp_avg_sq.`.length), t);
+    else if (k.startsWith(`${OPTIM_PREFIX}exp_avg.`)) m.set(k.slice(`${OPTIM_PREFIX}exp_avg.`.length), t);
+    else weights.set(k, t);
+  }
+  return { weights, optimizer: m.size ? { m, v, step: state.adamStep } : null, state, config: state.config, source: 'headlens' };
+}
+
+function fromAgpt(file: string): ResumePoint {
+  const ck = loadTorchCheckpoint(file);
+  let optimizer: ResumePoint['optimizer'] = null;
+  if (ck.optimizer && ck.optimizer.state.size) {
+    const m = new Map<string, HostTensor>(), v = new Map<string, HostTensor>();
+    let step = 0;
+    ck.stateDictOrder.forEach((name, i) => {
+      const s = ck.optimizer!.state.get(i);
+      if (!s) return;
+      m.set(name, s.exp_avg as HostTensor);
+      v.set(name, s.exp_avg_sq as HostTensor);
+      const st = s.step;
+      step = typeof st === 'number' ? st : (st as HostTensor).values[0];
+    });
+    optimizer = { m, v, step };
+  }
+  const family = typeof ck.config?.model_name === 'string' ? (ck.config.model_name as ModelConfig['family']) : undefined;
+  return {
+    weights: ck.stateDict,
+    optimizer,
+    state: { step: ck.step ?? optimizer?.step ?? 0, bestValLoss: ck.bestValLoss ?? null },
+    config: family ? { family } : undefined,
+    source: 'agpt',
+  };
+}
+
+/** Load saved moments into the optimizer (PyTorch layout → ours). */
+export function restoreOptimizer(adam: AdamW, model: Model, saved: NonNullable<ResumePoint['optimizer']>): void {
+  for (const [name, shape] of parameterList(model.config)) {
+    const m = saved.m.get(name), v = saved.v.get(name);
+    if (!m || !v) throw new BadInputError(`the checkpoint's optimizer state has no moments for '${name}'`);
+    for (const [src, dst] of [[m, adam.m.get(name)!], [v, adam.v.get(name)!]] as const) {
+      tf.tidy(() => {
+        const t = tf.tensor(src.values, shape, 'float32');
+        dst.assign(isLinearWeight(name, shape) ? tf.transpose(t) : t);
+      });
+    }
+  }
+  adam.step = saved.step;
+}

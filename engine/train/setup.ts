@@ -1,0 +1,122 @@
+/**
+ * From a run spec (CLI flags or a `train/start` request) to a ready Trainer: the model (new with
+ * a-gpt's init, `--init` weights, or `--resume` state), the data (corpus or one fixed batch), and
+ * the options with a-gpt's defaults. Every problem with the input is found here, before training.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Family, ModelConfig, TrainEvent } from '../protocol';
+import { BadInputError } from '../errors';
+import { loadModel, readGivenConfig } from '../checkpoint';
+import { Model } from '../models/model';
+import { defaultConfig, inferConfig, isDiffusion } from '../models/config';
+import { readSafetensors } from '../io/safetensors';
+import { GPT2_VOCAB_SIZE } from '../tokenizer';
+import { loadSources, type HostBatch } from './data';
+import { readResumePoint, restoreOptimizer } from './checkpoint';
+import { DEFAULT_OPTIONS, Trainer, type BatchSource, type TrainOptions } from './trainer';
+
+export interface RunSpec {
+  init?: string;
+  config?: string | Partial<ModelConfig>;
+  family?: Family;
+  data: string[];
+  resume?: string;
+  overfitBatch?: string;
+  valRatio?: number;
+  options: Partial<TrainOptions> & { steps: number };
+}
+
+export interface PreparedRun {
+  trainer: Trainer;
+  model: Model;
+  note?: string;
+  dispose(): void;
+}
+
+function withDefaults(o: RunSpec['options']): TrainOptions {
+  const defined = Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+  const opts = { ...DEFAULT_OPTIONS, ...defined } as TrainOptions;
+  if (o.evalInterval === undefined) opts.evalInterval = Math.max(1, Math.min(DEFAULT_OPTIONS.evalInterval, Math.ceil(opts.steps / 10)));
+  if (o.warmup === undefined) opts.warmup = Math.min(DEFAULT_OPTIONS.warmup, Math.floor(opts.steps / 10));
+  return opts;
+}
+
+/** The fixed batch of --overfit-batch: input_ids, targets and, for diffusion, mask and t. */
+function readFixedBatch(file: string): HostBatch {
+  const { tensors } = readSafetensors(file);
+  const ids = tensors.get('input_ids'), tg = tensors.get('targets');
+  if (!ids || !tg || ids.shape.length !== 2) throw new BadInputError(`--overfit-batch ${file}: needs 'input_ids' and 'targets' tensors of shape [B, T]`);
+  const [B, T] = ids.shape;
+  const mask = tensors.get('mask'), t = tensors.get('t');
+  return {
+    B,
+    T,
+    inputIds: Int32Array.from(ids.values),
+    targets: Int32Array.from(tg.values),
+    mask: mask ? Float32Array.from(mask.values) : undefined,
+    t: t ? Int32Array.from(t.values) : undefined,
+  };
+}
+
+function checkOut(out: string | null): void {
+  if (!out) return;
+  try {
+    fs.mkdirSync(out, { recursive: true });
+    const probe = path.join(out, `.write-test-${process.pid}`);
+    fs.writeFileSync(probe, '');
+    fs.rmSync(probe);
+  } catch (e) {
+    throw new BadInputError(`--out ${out}: cannot write there (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+}
+
+async function buildModel(spec: RunSpec, opts: TrainOptions): Promise<{ model: Model; resume?: ReturnType<typeof readResumePoint>; note?: string }> {
+  const given = readGivenConfig(spec.config);
+  if (spec.resume) {
+    const r = readResumePoint(spec.resume);
+    const shapes = new Map([...r.weights].map(([k, v]) => [k, v.shape]));
+    const { config } = inferConfig(shapes, { ...(r.config ?? {}), ...given }, path.basename(spec.resume), 'checkpoint');
+    return { model: new Model(config, r.weights, path.basename(spec.resume)), resume: r, note: `resuming from ${spec.resume} at step ${r.state.step}` };
+  }
+  if (spec.init) {
+    const lm = await loadModel({ path: spec.init, config: spec.config });
+    return { model: lm.model, note: `initialised from ${spec.init} (${lm.info.family})` };
+  }
+  const family = spec.family ?? given.family ?? 'adaptive';
+  const config = defaultConfig(family, { vocab_size: GPT2_VOCAB_SIZE, ...given, block_size: given.block_size ?? Math.max(opts.seqLen, 1) });
+  return { model: Model.init(config, opts.seed), note: `new ${family} model (${config.n_layer} layers, width ${config.n_embd}, seed ${opts.seed})` };
+}
+
+export async function prepareRun(spec: RunSpec, runId: string, emit: (e: TrainEvent) => void): Promise<PreparedRun> {
+  const opts = withDefaults(spec.options);
+  checkOut(opts.out);
+  let data: BatchSource;
+  if (spec.overfitBatch) {
+    const batch = readFixedBatch(spec.overfitBatch);
+    opts.batchSize = batch.B;
+    opts.seqLen = batch.T;
+    data = { kind: 'fixed', batch };
+  } else {
+    if (!spec.data.length && !spec.resume) throw new BadInputError('no training data: pass --data PATH (files, folders or globs of text) or --overfit-batch FILE');
+    data = { kind: 'corpus', sources: loadSources(spec.data, { valRatio: spec.valRatio ?? 0.1, minTokens: opts.seqLen + 2 }) };
+  }
+  const { model, resume, note } = await buildModel(spec, opts);
+  if (data.kind === 'fixed') {
+    const ids = data.batch.inputIds;
+    const bad = ids.find((v) => v < 0 || v >= model.config.vocab_size);
+    if (bad !== undefined) throw new BadInputError(`--overfit-batch: id ${bad} is outside the model's vocabulary of ${model.config.vocab_size}`);
+    if (isDiffusion(model.config.family) && !data.batch.mask) throw new BadInputError('--overfit-batch: a diffusion model needs a `mask` tensor in the batch file');
+  }
+  const trainer = new Trainer(model, data, opts, runId, emit, resume ? { step: resume.state.step, rngState: resume.state.rngState, bestValLoss: resume.state.bestValLoss ?? null } : {});
+  if (resume?.optimizer) restoreOptimizer(trainer.adam, model, resume.optimizer);
+  return {
+    trainer,
+    model,
+    note,
+    dispose: () => {
+      trainer.dispose();
+      model.dispose();
+    },
+  };
+}
