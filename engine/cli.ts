@@ -33,6 +33,7 @@ const USAGE = `usage: headlens <command> [options]
            [--window N] [--audit N]
   train    see 'headlens train --help'
   serve    JSON-lines protocol on stdin/stdout (used by the VS Code extension)
+  export   --model P [--config C] --out OUT.safetensors [--fp16]   weights only (e.g. from a training checkpoint)
   install-gpu --dir DIR [--tfjs-node-gpu]   install the GPU backend packages on demand and check them
   bench    [--backend B] [--runs N]          analysis medians with full-size models
 options: --backend auto|tensorflow-gpu|tensorflow|webgpu|wasm|cpu   --debug (stack traces)
@@ -57,6 +58,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runTrainCommand(rest);
       case 'bench':
         return await runBench(rest);
+      case 'export':
+        return await cmdExport(rest);
       case 'install-gpu':
         return await runInstallGpu(rest);
       case undefined:
@@ -256,6 +259,25 @@ function renderHtml(data: ExplorerData): string {
   if (!media) throw new Error('the report bundle media/dist/report.js is missing: run `npm run build`');
   const css = ['report.css', 'explorer.css'].map((f) => path.join(media, f)).filter((f) => fs.existsSync(f)).map((f) => fs.readFileSync(f, 'utf8')).join('\n');
   return renderReportHtml(data, fs.readFileSync(path.join(media, 'dist', 'report.js'), 'utf8'), css);
+}
+
+/** Weights only, PyTorch names and layout, config in the metadata (+ a sidecar .json). */
+async function cmdExport(argv: string[]): Promise<number> {
+  const opts = parseArgs(argv, { ...COMMON, out: 'string', fp16: 'boolean', note: 'string' }, 'export');
+  if (opts.help) return usage();
+  if (!opts.model) throw new BadInputError('export needs --model P');
+  if (!opts.out) throw new BadInputError('export needs --out OUT.safetensors');
+  const lm = await setup(opts);
+  const out = opts.out as string;
+  const config = JSON.stringify(lm.info.config);
+  const metadata: Record<string, string> = { format: 'headlens-model-1', config, tokenizer: 'gpt2' };
+  if (opts.note) metadata.note = opts.note as string;
+  const weights = await lm.model.toStateDict();
+  writeOutput(out, () => writeSafetensors(out, weights, { metadata, dtype: opts.fp16 ? 'F16' : 'F32' }));
+  atomicWrite(out.replace(/\.safetensors$/, '') + '.json', JSON.stringify({ ...lm.info.config, note: opts.note }, null, 2) + '\n');
+  process.stderr.write(`wrote ${out} (${(fs.statSync(out).size / 1e6).toFixed(2)} MB, ${lm.info.family}, ${lm.info.paramCount.toLocaleString('en-US')} parameters)\n`);
+  lm.model.dispose();
+  return 0;
 }
 
 async function cmdServe(argv: string[]): Promise<number> {

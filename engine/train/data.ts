@@ -51,7 +51,8 @@ export function globToRegExp(glob: string): RegExp {
       const end = glob.indexOf(']', i);
       if (end < 0) re += '\\[';
       else {
-        re += `[${glob.slice(i + 1, end).replace(/\\/g, '\\\\')}]`;
+        const body = glob.slice(i + 1, end).replace(/\\/g, '\\\\');
+        re += body.startsWith('!') ? `[^${body.slice(1)}]` : `[${body}]`;
         i = end;
       }
     } else re += c.replace(/[.+^${}()|\\]/g, '\\$&');
@@ -59,14 +60,12 @@ export function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${re}$`);
 }
 
-function walk(dir: string, out: string[]): void {
+/** Every file below `dir`; folder walks skip build, VCS and dependency folders (a glob names its own). */
+function walk(dir: string, out: string[], skip: boolean): void {
   for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-    if (entry.name.startsWith('.') && entry.name !== '.') {
-      if (entry.isDirectory()) continue;
-    }
     const p = path.join(dir, entry.name);
     if (entry.isDirectory()) {
-      if (!SKIP_DIRS.has(entry.name)) walk(p, out);
+      if (!skip || (!SKIP_DIRS.has(entry.name) && !entry.name.startsWith('.'))) walk(p, out, skip);
     } else if (entry.isFile()) out.push(p);
   }
 }
@@ -81,11 +80,11 @@ export function collectFiles(pattern: string): string[] {
     if (!fs.existsSync(base)) throw new BadInputError(`--data ${pattern}: folder ${base} does not exist`);
     const re = globToRegExp(abs);
     const all: string[] = [];
-    walk(base, all);
+    walk(base, all, false);
     files = all.filter((f) => re.test(f.split(path.sep).join('/')));
   } else {
     if (!fs.existsSync(pattern)) throw new BadInputError(`--data ${pattern}: no such file or folder`);
-    if (fs.statSync(pattern).isDirectory()) walk(pattern, files);
+    if (fs.statSync(pattern).isDirectory()) walk(pattern, files, true);
     else files = [pattern];
   }
   return files.filter(isTextFile).sort();
