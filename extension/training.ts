@@ -8,6 +8,13 @@ import { FAMILIES, type Family, type TrainResult } from '../engine/protocol';
 import { describeError, type EngineManager } from './engine';
 import type { MonitorView } from './monitorView';
 
+/** Model sizes offered by Train Model… (GPT-2 vocabulary in every case). */
+const SIZES: { label: string; detail: string; config?: Record<string, unknown> }[] = [
+  { label: 'tiny', detail: 'width 32, 1 layer, 4 heads — seconds per step on a CPU', config: { n_layer: 1, n_head: 4, n_embd: 32, hyper: { rank: 4 } } },
+  { label: 'small', detail: 'width 64, 2 layers, 4 heads', config: { n_layer: 2, n_head: 4, n_embd: 64, hyper: { rank: 4 } } },
+  { label: 'a-gpt default', detail: 'width 256, 4 layers, 4 heads (30M parameters) — wants a GPU' },
+];
+
 export class TrainingController implements vscode.Disposable {
   private runId: string | null = null;
   private cts: vscode.CancellationTokenSource | null = null;
@@ -29,11 +36,13 @@ export class TrainingController implements vscode.Disposable {
     for (const f of files) items.push({ label: `$(file) ${vscode.workspace.asRelativePath(f)}`, fsPath: f.fsPath });
     const picked = await vscode.window.showQuickPick(items, { canPickMany: true, title: 'Head Lens: training data (files or folders)', placeHolder: 'pick the text to train on' });
     if (!picked?.length) return undefined;
-    const family = await vscode.window.showQuickPick(FAMILIES.map((f) => ({ label: f, picked: f === 'adaptive' })), { title: 'Model family' });
+    const family = await vscode.window.showQuickPick(['adaptive', ...FAMILIES.filter((f) => f !== 'adaptive')].map((f) => ({ label: f })), { title: 'Model family' });
     if (!family) return undefined;
+    const size = await vscode.window.showQuickPick(SIZES.map((s) => ({ label: s.label, detail: s.detail, config: s.config })), { title: 'Model size' });
+    if (!size) return undefined;
     const stepsText = await vscode.window.showInputBox({ title: 'Training steps', value: '200', validateInput: (v) => (/^[1-9]\d*$/.test(v) ? undefined : 'a positive whole number') });
     if (!stepsText) return undefined;
-    return this.start({ data: picked.map((p) => p.fsPath), family: family.label as Family, steps: Number(stepsText) });
+    return this.start({ data: picked.map((p) => p.fsPath), family: family.label as Family, steps: Number(stepsText), config: size.config });
   }
 
   async start(p: { data: string[]; family: Family; steps: number; batchSize?: number; seqLen?: number; config?: Record<string, unknown> }): Promise<TrainResult | undefined> {

@@ -7,6 +7,9 @@ import { join, relative } from 'node:path';
 const root = new URL('..', import.meta.url).pathname;
 const args = new Set(process.argv.slice(2));
 const minify = args.has('--minify');
+// --release: no source maps; the extension minified. The engine is never minified: tfjs' WASM
+// backend serialises one of its functions for its workers, which must keep its names.
+const release = args.has('--release');
 const optionalNative = ['@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'webgpu', 'vscode'];
 
 function walk(dir, pred, out = []) {
@@ -19,18 +22,18 @@ function walk(dir, pred, out = []) {
   return out;
 }
 
-const node = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', sourcemap: !minify, minify, logLevel: 'warning', external: optionalNative };
+const node = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', sourcemap: !minify && !release, minify, logLevel: 'warning', external: optionalNative };
 const builds = [];
 const at = (p) => join(root, p);
 
 // Engine CLI (also the `headlens serve` the extension spawns). tfjs is bundled; its .wasm files are copied beside it.
 if (existsSync(at('engine/cli.ts'))) builds.push({ ...node, entryPoints: [at('engine/cli.ts')], outfile: at('dist/engine.js') });
-if (existsSync(at('extension/extension.ts'))) builds.push({ ...node, entryPoints: [at('extension/extension.ts')], outfile: at('dist/extension.js') });
+if (existsSync(at('extension/extension.ts'))) builds.push({ ...node, minify: minify || release, entryPoints: [at('extension/extension.ts')], outfile: at('dist/extension.js') });
 for (const f of walk(at('webview'), (p) => /webview[\\/][^\\/]+\.ts$/.test(p) && !p.endsWith('.d.ts') && !/[\\/](lib|common)[\\/]/.test(p))) {
   if (/(^|[\\/])_/.test(relative(at('webview'), f))) continue;
   const name = relative(at('webview'), f).replace(/\.ts$/, '');
   if (['protocol', 'types'].includes(name)) continue;
-  builds.push({ bundle: true, platform: 'browser', target: 'es2022', format: 'iife', sourcemap: false, minify, logLevel: 'warning', entryPoints: [f], outfile: at(`media/dist/${name}.js`) });
+  builds.push({ bundle: true, platform: 'browser', target: 'es2022', format: 'iife', sourcemap: false, minify: minify || release, logLevel: 'warning', entryPoints: [f], outfile: at(`media/dist/${name}.js`) });
 }
 if (!args.has('--no-tests')) {
   const tests = walk(at('test'), (p) => p.endsWith('.ts') && !p.endsWith('.d.ts') && !p.includes('fixtures'));

@@ -139,7 +139,8 @@ function zip(a: number[], b: number[]): [number, number][] {
 function statusText(r: Run): string {
   const s = r.status!;
   const last = r.steps[r.steps.length - 1];
-  return `${s.family ?? ''} ${r.id}: ${s.state}${s.step !== undefined && s.totalSteps ? ` · step ${s.step}/${s.totalSteps}` : ''}${last ? ` · loss ${fmt(last.loss)}` : ''}${s.message ? ` · ${s.message}` : ''}${s.checkpoint ? ` · ${s.checkpoint}` : ''}`;
+  const step = last && s.state === 'running' ? last.step + 1 : s.step;
+  return `${s.family ?? ''} ${r.id}: ${s.state}${step !== undefined && s.totalSteps ? ` · step ${step}/${s.totalSteps}` : ''}${last ? ` · loss ${fmt(last.loss)}` : ''}${s.message ? ` · ${s.message}` : ''}${s.checkpoint ? ` · ${s.checkpoint}` : ''}`;
 }
 
 let pending = false;
