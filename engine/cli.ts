@@ -25,6 +25,7 @@ import { formatTokenTable } from './table';
 import { runBench } from './bench';
 import { runInstallGpu } from './gpuInstall';
 import { runTrainCommand } from './train/cli';
+import { runTrainBench } from './train/bench';
 
 const USAGE = `usage: headlens <command> [options]
   info     [--model P] [--config C] [--json]              family, config, parameter count, backend
@@ -36,6 +37,7 @@ const USAGE = `usage: headlens <command> [options]
   export   --model P [--config C] --out OUT.safetensors [--fp16]   weights only (e.g. from a training checkpoint)
   install-gpu --dir DIR [--tfjs-node-gpu]   install the GPU backend packages on demand and check them
   bench    [--backend B] [--runs N]          analysis medians with full-size models
+  train-bench [--backend B]                  training tokens/s (tiny and full-size)
 options: --backend auto|tensorflow-gpu|tensorflow|webgpu|wasm|cpu   --debug (stack traces)
 Without --model the embedded starter model is used.`;
 
@@ -58,6 +60,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runTrainCommand(rest);
       case 'bench':
         return await runBench(rest);
+      case 'train-bench':
+        return await runTrainBench(rest);
       case 'export':
         return await cmdExport(rest);
       case 'install-gpu':
