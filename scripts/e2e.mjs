@@ -69,9 +69,11 @@ async function launchBrowser() {
   return chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
 }
 
+/** A fresh workspace: test/fixtures/workspace plus the sample file the demo uses, as sample.py. */
 function workspaceCopy() {
   const ws = mkdtempSync(join(tmpdir(), 'headlens-ws-'));
   cpSync(join(root, 'test', 'fixtures', 'workspace'), ws, { recursive: true });
+  cpSync(join(root, 'media', 'samples', 'attention.py'), join(ws, 'sample.py'));
   return ws;
 }
 
