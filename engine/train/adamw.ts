@@ -57,7 +57,8 @@ export class AdamW {
 
 /** Global L2 norm of all gradients (before clipping). */
 export async function globalNorm(grads: Map<string, tf.Tensor>): Promise<number> {
-  const sq = tf.tidy(() => tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g)))));
+  // stack + sum, not addN: WebGPU's AddN over many inputs returned wrong sums (seen with 28+ inputs)
+  const sq = tf.tidy(() => tf.sum(tf.stack([...grads.values()].map((g) => tf.sum(tf.square(g))))));
   const v = (await sq.data())[0];
   sq.dispose();
   return Math.sqrt(v);
