@@ -22,7 +22,7 @@ interface Case {
 }
 
 export async function runTrainBench(argv: string[]): Promise<number> {
-  const o = parseArgs(argv, { backend: 'string', steps: 'int', only: 'string', debug: 'boolean' }, 'train-bench');
+  const o = parseArgs(argv, { backend: 'string', steps: 'int', only: 'string', debug: 'boolean', 'micro-tokens': 'int' }, 'train-bench');
   const state = await initBackend((o.backend as BackendChoice) ?? 'auto');
   const all: Case[] = [
     { name: 'tiny adaptive (d 64, 2 layers)', family: 'adaptive', config: { n_layer: 2, n_embd: 64, n_head: 4, block_size: 64 }, B: 4, T: 64, steps: (o.steps as number) ?? 5 },
@@ -38,7 +38,7 @@ export async function runTrainBench(argv: string[]): Promise<number> {
     const rng = new Rng(5);
     const ids = Int32Array.from({ length: c.B * c.T }, () => rng.int(0, 50257));
     const targets = Int32Array.from({ length: c.B * c.T }, () => rng.int(0, 50257));
-    const trainer = new Trainer(model, { kind: 'fixed', batch: { B: c.B, T: c.T, inputIds: ids, targets } }, { ...DEFAULT_OPTIONS, steps: c.steps + 1, batchSize: c.B, seqLen: c.T, warmup: 0, probeInterval: 0 }, 'bench', () => {});
+    const trainer = new Trainer(model, { kind: 'fixed', batch: { B: c.B, T: c.T, inputIds: ids, targets } }, { ...DEFAULT_OPTIONS, steps: c.steps + 1, batchSize: c.B, seqLen: c.T, warmup: 0, probeInterval: 0, microTokens: (o['micro-tokens'] as number | undefined) ?? DEFAULT_OPTIONS.microTokens }, 'bench', () => {});
     const secs: number[] = [];
     for (let s = 0; s <= c.steps; s++) {
       const r = await trainer.trainStep();

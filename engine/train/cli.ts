@@ -20,7 +20,7 @@ const USAGE = `usage: headlens train [--init P] [--config C] [--family F] [--dat
   [--lr 3e-4] [--min-lr 3e-5] [--warmup 100] [--batch-size 8] [--seq-len 256] [--grad-accum 1]
   [--weight-decay 0.1] [--betas 0.9,0.95] [--clip 1.0] [--eval-interval N] [--seed S] [--out DIR]
   [--resume CKPT] [--metrics-jsonl FILE] [--overfit-batch EXPECTED.safetensors]
-  [--eval-iters 5] [--probe-interval 10] [--checkpoint-interval 50] [--micro-tokens 1024] [--backend B]
+  [--eval-iters 5] [--probe-interval 10] [--checkpoint-interval 50] [--micro-tokens N (default 65536/width, 256…2048)] [--backend B]
   [--stop-after K]   stop as if interrupted after K steps (leaves a checkpoint to --resume from)
 --data takes files, folders and globs; PATH@WEIGHT mixes several sources by weight.`;
 

@@ -61,9 +61,18 @@ export const DEFAULT_OPTIONS: TrainOptions = {
   out: null,
   checkpointInterval: 50,
   probeInterval: 10,
-  microTokens: 1024,
+  microTokens: 0, // 0: from the model width (microTokensFor)
   minMaskRatio: 0.05,
 };
+
+/**
+ * Tokens per micro-batch when none is given: 65536 / width, in [256, 2048]. Measured on WASM:
+ * the full-size adaptive model (width 256) aborts the 4 GiB heap with 1024-token micro-batches
+ * and trains with 256; small models run faster with larger ones.
+ */
+export function microTokensFor(nEmbd: number): number {
+  return Math.max(256, Math.min(2048, Math.floor(65536 / nEmbd)));
+}
 
 export type BatchSource =
   | { kind: 'corpus'; sources: Source[] }
@@ -88,13 +97,14 @@ export class Trainer {
   constructor(
     readonly model: Model,
     readonly data: BatchSource,
-    readonly opts: TrainOptions,
+    public opts: TrainOptions,
     readonly runId: string,
     private readonly emit: (e: TrainEvent) => void,
     start: { step?: number; rngState?: number; bestValLoss?: number | null } = {},
   ) {
     this.adam = new AdamW(model.params, { betas: opts.betas, eps: opts.eps, weightDecay: opts.weightDecay });
     this.rng = new Rng(start.rngState ?? opts.seed + 1);
+    if (!opts.microTokens) this.opts = { ...opts, microTokens: microTokensFor(model.config.n_embd) };
     this.step = start.step ?? 0;
     this.bestValLoss = start.bestValLoss ?? null;
     if (opts.seqLen > model.config.block_size) throw new BadInputError(`--seq-len ${opts.seqLen} is longer than the model's block size ${model.config.block_size}`);
