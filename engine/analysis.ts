@@ -298,35 +298,24 @@ async function outputOf(
 }
 
 /**
- * leak[t] = max_v |logits_t(full window) − logits_t(prefix ending at t)| at sampled positions t.
- * Everything but the hypernetwork's mean-pool is causal, so the prefix model's output at t equals a
- * full-length pass whose pooling covers [0, t] only: K such passes run as one batch of K copies.
- * Unaudited positions are NaN; the last position is the full window itself (leak 0).
+ * leak[t] = max_v |logits_t(full window) − logits_t(prefix ending at t)| at sampled positions t:
+ * the prefix is run as its own sequence (a-gpt's hypernetwork then pools over the prefix only),
+ * so each audited position costs one forward of t + 1 tokens. Unaudited positions are NaN; the
+ * last position is the full window itself (leak 0).
  */
 export async function causalityLeak(model: Model, ids: tf.Tensor2D, hidden: tf.Tensor2D, tDiff: tf.Tensor1D | undefined, count: number): Promise<Float32Array> {
   const T = ids.shape[1];
   const leak = new Float32Array(T).fill(NaN);
   leak[T - 1] = 0;
-  const positions = auditPositionsFor(T, count);
-  const batch = 4; // copies per pass: bounds memory (each copy is a full window)
-  for (let b0 = 0; b0 < positions.length; b0 += batch) {
-    const pos = positions.slice(b0, b0 + batch);
-    const diffs = tf.tidy(() => {
-      const K = pos.length;
-      const pool = new Float32Array(K * T);
-      pos.forEach((t, i) => pool.fill(1 / (t + 1), i * T, i * T + t + 1));
-      const idsK = tf.tile(ids, [K, 1]) as tf.Tensor2D;
-      const tK = tDiff ? (tf.tile(tDiff, [K]) as tf.Tensor1D) : undefined;
-      const h = model.finalHidden(idsK, tK, tf.tensor2d(pool, [K, T])); // (K, T, C)
-      const C = h.shape[2];
-      const rowsIdx = tf.tensor1d(pos.map((t, i) => i * T + t), 'int32');
-      const prefixRows = tf.gather(h.reshape([K * T, C]), rowsIdx); // (K, C)
-      const fullRows = tf.gather(hidden, tf.tensor1d(pos, 'int32')); // (K, C)
-      return tf.max(tf.abs(tf.sub(model.head(fullRows), model.head(prefixRows))), -1);
+  for (const t of auditPositionsFor(T, count)) {
+    const diff = tf.tidy(() => {
+      const h = model.finalHidden(ids.slice([0, 0], [1, t + 1]) as tf.Tensor2D, tDiff); // (1, t+1, C)
+      const prefixRow = h.slice([0, t, 0], [1, 1, -1]).reshape([1, -1]);
+      const fullRow = hidden.slice([t, 0], [1, -1]);
+      return tf.max(tf.abs(tf.sub(model.head(fullRow), model.head(prefixRow))));
     });
-    const d = await diffs.data();
-    diffs.dispose();
-    pos.forEach((t, i) => (leak[t] = d[i]));
+    leak[t] = (await diff.data())[0];
+    diff.dispose();
   }
   return leak;
 }

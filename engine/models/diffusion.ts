@@ -22,7 +22,7 @@ export function embedDiffusion(ctx: BlockContext, ids: tf.Tensor2D, t: tf.Tensor
   return rmsNorm(tf.add(tok, time)) as tf.Tensor3D;
 }
 
-export function blockDiffusion(ctx: BlockContext, x: tf.Tensor3D, l: number, cfg: ModelConfig, wantInternals: boolean, pool: tf.Tensor2D | null = null): BlockOutput {
+export function blockDiffusion(ctx: BlockContext, x: tf.Tensor3D, l: number, cfg: ModelConfig, wantInternals: boolean): BlockOutput {
   const P = (n: string) => ctx.param(`blocks.${l}.${n}`);
   const [B, T, C] = x.shape;
   const H = cfg.n_head, hs = C / H;
@@ -32,7 +32,7 @@ export function blockDiffusion(ctx: BlockContext, x: tf.Tensor3D, l: number, cfg
   const k = rmsNorm(applyRope(heads('attn.c_k.weight'), ctx.rope));
   const v0 = heads('attn.c_v.weight') as tf.Tensor4D;
   let v = v0;
-  const hyper = cfg.hyper ? hyperForward(h, v, ctx.hyperParams(`blocks.${l}.attn`), cfg.hyper, null, pool) : null;
+  const hyper = cfg.hyper ? hyperForward(h, v, ctx.hyperParams(`blocks.${l}.attn`), cfg.hyper, null) : null;
   if (hyper) v = hyper.vNew;
   const g = B * H;
   const att = attention(q.reshape([g, T, hs]) as tf.Tensor3D, k.reshape([g, T, hs]) as tf.Tensor3D, v.reshape([g, T, hs]) as tf.Tensor3D, null);

@@ -19,7 +19,7 @@ export function embedCausal(ctx: BlockContext, ids: tf.Tensor2D): tf.Tensor3D {
   return ctx.embed('transformer.wte.weight', ids) as tf.Tensor3D;
 }
 
-export function blockCausal(ctx: BlockContext, x: tf.Tensor3D, l: number, cfg: ModelConfig, wantInternals: boolean, pool: tf.Tensor2D | null = null): BlockOutput {
+export function blockCausal(ctx: BlockContext, x: tf.Tensor3D, l: number, cfg: ModelConfig, wantInternals: boolean): BlockOutput {
   const P = (n: string) => ctx.param(`transformer.h.${l}.${n}`);
   const [B, T, C] = x.shape;
   const H = cfg.n_head, hs = C / H;
@@ -30,7 +30,7 @@ export function blockCausal(ctx: BlockContext, x: tf.Tensor3D, l: number, cfg: M
   const [q0, k0, v0] = [0, 1, 2].map((i) => parts.slice([i, 0, 0, 0], [1, -1, -1, -1]).reshape([B, H, T, hs]));
   const q = applyRope(q0, ctx.rope), k = applyRope(k0, ctx.rope);
   let v = v0 as tf.Tensor4D;
-  const hyper = cfg.hyper ? hyperForward(h, v, ctx.hyperParams(`transformer.h.${l}.attn`), cfg.hyper, ctx.mask(T), pool) : null;
+  const hyper = cfg.hyper ? hyperForward(h, v, ctx.hyperParams(`transformer.h.${l}.attn`), cfg.hyper, ctx.mask(T)) : null;
   if (hyper) v = hyper.vNew;
   const g = B * H;
   const att = attention(q.reshape([g, T, hs]) as tf.Tensor3D, k.reshape([g, T, hs]) as tf.Tensor3D, v.reshape([g, T, hs]) as tf.Tensor3D, ctx.mask(T));

@@ -46,7 +46,7 @@ export interface HyperResult {
 
 /**
  * x: (B, T, H·D) the attention input (x_heads is its per-head view); v: (B, H, T, D) values.
- * mask: (T, T) additive causal mask or null (bidirectional). pool: optional (B, T) pooling weights.
+ * mask: (T, T) additive causal mask or null (bidirectional).
  */
 export function hyperForward(
   x: tf.Tensor3D,
@@ -54,7 +54,6 @@ export function hyperForward(
   p: HyperParams,
   hc: HyperConfig,
   mask: tf.Tensor2D | null,
-  pool: tf.Tensor2D | null = null,
 ): HyperResult {
   const [B, T, C] = x.shape;
   const H = p.toA.length, D = C / H, nh = hc.n_heads, d = D / nh, r = hc.rank;
@@ -70,10 +69,9 @@ export function hyperForward(
     const merged = tf.transpose(o.reshape([G, B, T, d]), [1, 2, 0, 3]).reshape([B * T, C]); // (B·T, H·D), features (head, inner, d)
     out = tf.add(mm(merged as tf.Tensor2D, blockDiag(p.outProj[j])), tf.concat(p.outBias[j]));
   }
-  // (B, H·D): a-gpt mean-pools over the whole window. `pool` (B, T) replaces the uniform weights
-  // (the causality audit pools each copy over a prefix only).
-  const out3 = out.reshape([B, T, C]);
-  const ctx = (pool ? tf.sum(tf.mul(out3, pool.expandDims(2)), 1) : tf.mean(out3, 1)).reshape([B, H, D, 1]);
+  // (B, H, D, 1): a-gpt mean-pools over the whole window (so in the causal model a token's value
+  // update depends on later tokens: the causality audit measures it)
+  const ctx = tf.mean(out.reshape([B, T, C]), 1).reshape([B, H, D, 1]);
   // to_A / to_B per head on one pooled vector: a broadcast multiply-and-sum (a (1, D)·(D, D·r) matMul
   // per head would spend its time packing the weights).
   const A = tf.sum(tf.mul(ctx, tf.stack(p.toA)), 2).reshape([B, H, D, r]) as tf.Tensor4D; // to_A(ctx).view(B, D, r)

@@ -126,8 +126,8 @@ export class Model implements ModelApi {
   }
 
   /** Run block l on x. Caller owns memory (use inside tf.tidy). */
-  block(x: tf.Tensor3D, l: number, internals: boolean, pool: tf.Tensor2D | null = null): BlockOutput {
-    return (this.diffusion ? blockDiffusion : blockCausal)(this.ctx, x, l, this.config, internals, pool);
+  block(x: tf.Tensor3D, l: number, internals: boolean): BlockOutput {
+    return (this.diffusion ? blockDiffusion : blockCausal)(this.ctx, x, l, this.config, internals);
   }
 
   finalNorm(x: tf.Tensor3D): tf.Tensor3D {
@@ -135,9 +135,9 @@ export class Model implements ModelApi {
   }
 
   /** Final hidden state after the last norm, (B, T, C). */
-  finalHidden(ids: tf.Tensor2D, t?: tf.Tensor1D, pool: tf.Tensor2D | null = null): tf.Tensor3D {
+  finalHidden(ids: tf.Tensor2D, t?: tf.Tensor1D): tf.Tensor3D {
     let x = this.embedInput(ids, t);
-    for (let l = 0; l < this.config.n_layer; l++) x = this.block(x, l, false, pool).x;
+    for (let l = 0; l < this.config.n_layer; l++) x = this.block(x, l, false).x;
     return this.finalNorm(x);
   }
 
