@@ -12,7 +12,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig, TrainEvent } from '../protocol';
-import { BadInputError, CancelledError } from '../errors';
+import { BadInputError, CancelledError, DeviceError } from '../errors';
+import { takeDeviceErrors } from '../webgpu';
 import type { Model } from '../models/model';
 import { isDiffusion } from '../models/config';
 import { AdamW, clipGrads, globalNorm } from './adamw';
@@ -195,6 +196,9 @@ export class Trainer {
     const lr = cosineLr(this.step, this.opts.steps, this.opts.warmup, this.opts.lr, this.opts.minLr);
     this.adam.update(acc, lr);
     tf.dispose([...acc.values()]);
+    // a GPU that reported an error during the step computed nothing we may keep training on
+    const deviceErrors = takeDeviceErrors();
+    if (deviceErrors.length) throw new DeviceError(`the GPU reported an error at step ${this.step}: ${deviceErrors[0]} (train on --backend wasm, or resume from the last checkpoint)`);
     this.step++;
     this.lastLoss = loss;
     return { loss, gradNorm, lr, seconds: (performance.now() - t0) / 1000 };
