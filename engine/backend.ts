@@ -152,14 +152,6 @@ export function currentBackend(): BackendState | null {
   return current;
 }
 
-export function activeTfBackend(): string {
-  return tf.getBackend();
-}
-
-export function tfNameOf(name: BackendName): string {
-  return TFJS_NAME[name];
-}
-
 function oneLine(s: string): string {
   return s.split('\n')[0].slice(0, 300);
 }

@@ -24,10 +24,6 @@ export function bad(message: string): never {
   throw new BadInputError(message);
 }
 
-export function isCancelled(e: unknown): e is CancelledError {
-  return e instanceof CancelledError;
-}
-
 /** A cancellation flag passed all the way down; checked between layers, windows and steps. */
 export interface CancelToken {
   readonly cancelled: boolean;

@@ -10,7 +10,6 @@ import {
   ErrorCode,
   PROTOCOL_VERSION,
   type ErrorObject,
-  type InitializeResult,
   type Method,
   type ParamsOf,
   type ResultOf,
@@ -154,4 +153,3 @@ export function toErrorObject(e: unknown, method: string): ErrorObject {
   return { code: ErrorCode.InternalError, message: `internal error in ${method}: ${err?.message ?? String(e)}` };
 }
 
-export type { InitializeResult };

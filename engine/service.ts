@@ -2,7 +2,6 @@
  * The engine's state behind the protocol: backend, loaded model, and the handlers of every
  * method. Shared by `headlens serve` and the in-memory protocol tests.
  */
-import * as tf from '@tensorflow/tfjs-core';
 import { EngineServer, ENGINE_VERSION } from './server';
 import { ErrorCode, PROTOCOL_VERSION, type AnalyzeEvent, type BackendChoice, type InitializeResult, type ModelInfo } from './protocol';
 import { initBackend, currentBackend, fallBackFrom, setModulePaths } from './backend';
@@ -96,8 +95,4 @@ async function withDeviceGuard<T>(run: () => Promise<T>): Promise<T> {
     }
     throw e;
   }
-}
-
-export function memoryTensors(): number {
-  return tf.memory().numTensors;
 }

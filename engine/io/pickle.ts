@@ -229,8 +229,3 @@ class Unpickler {
     this.fail('refused to load: the pickle sets state on an object that is not a plain container');
   }
 }
-
-/** Convert a PyDict with string keys to a plain Map (non-string keys kept as they are). */
-export function dictEntries(d: unknown): [unknown, unknown][] {
-  return d instanceof PyDict ? [...d.map] : [];
-}

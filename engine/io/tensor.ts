@@ -11,11 +11,6 @@ export function sizeOf(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
-export function hostTensor(shape: number[], values: Float32Array | Int32Array): HostTensor {
-  if (sizeOf(shape) !== values.length) throw new Error(`shape [${shape}] needs ${sizeOf(shape)} values, got ${values.length}`);
-  return { shape, dtype: values instanceof Int32Array ? 'int32' : 'float32', values };
-}
-
 /**
  * Decode `count` little-endian elements of a storage dtype into float32 or int32.
  * `what` names the tensor for errors (integers beyond int32 are refused, not wrapped).

@@ -70,12 +70,6 @@ export function transposeLast2(x: tf.Tensor): tf.Tensor {
   return tf.transpose(x, perm);
 }
 
-/** Row-major flatten of all but the last two axes: (..., M, K) → (G, M, K). */
-export function to3d(x: tf.Tensor): tf.Tensor3D {
-  const s = x.shape;
-  return x.reshape([-1, s[s.length - 2], s[s.length - 1]]) as tf.Tensor3D;
-}
-
 /** nn.LayerNorm over the last axis (biased variance, eps 1e-5, as PyTorch). */
 export function layerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps = LN_EPS): tf.Tensor {
   const { mean, variance } = tf.moments(x, -1, true);
