@@ -11,7 +11,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import { EngineServer } from '../engine/server';
 import { EngineService } from '../engine/service';
 import { EngineConnection, EngineRequestError } from '../engine/client';
-import { ErrorCode, PROTOCOL_VERSION, type AnalyzeEvent } from '../engine/protocol';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ErrorCode, PROTOCOL_VERSION, type AnalyzeEvent, type TrainEvent } from '../engine/protocol';
+import { REPO } from './helpers/fixtures';
 
 const SAMPLE = 'def add(a, b):\n    return a + b\n\nprint(add(2, 3))\n';
 
@@ -121,6 +125,31 @@ describe('protocol over in-memory streams', () => {
 
   test('analyze with an empty text answers BadInput', async () => {
     await expectError(h.client.request('analyze', { text: '' }), ErrorCode.BadInput, /empty/);
+  });
+
+  test('train/start streams records; train/stop ends the run promptly with a checkpoint', async () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'headlens-proto-train-'));
+    const events: TrainEvent[] = [];
+    let stopped = false;
+    const run = h.client.request('train/start', {
+      data: [path.join(REPO, 'engine', 'models')], family: 'adaptive', steps: 1000, batchSize: 2, seqLen: 16, out, probeInterval: 2, evalInterval: 0,
+      config: { n_layer: 1, n_head: 2, n_embd: 16, hyper: { rank: 2 } },
+    }, {
+      onProgress: (e) => {
+        events.push(e);
+        if (e.kind === 'step' && e.step === 2 && !stopped) {
+          stopped = true;
+          void h.client.request('train/stop', {});
+        }
+      },
+    });
+    const result = await run;
+    assert.equal(result.stoppedEarly, true);
+    assert.ok(result.steps >= 3 && result.steps <= 4, `stopped after ${result.steps} steps`);
+    assert.ok(result.checkpoint && fs.existsSync(result.checkpoint), 'no checkpoint');
+    assert.ok(events.some((e) => e.kind === 'probe' && e.loraFro !== null), 'no probe records');
+    assert.equal(events.filter((e) => e.kind === 'status').pop()?.state, 'stopped');
+    await expectError(h.client.request('train/pause', {}), ErrorCode.TrainingState, /no training run/);
   });
 
   test('tensor count stays flat over 20 analyses', async () => {
