@@ -93,6 +93,8 @@ export class Trainer {
   readonly control: TrainerControl = { paused: false, stopRequested: false };
   /** Stop (as if interrupted) once this many steps are done. */
   stopAfter: number | null = null;
+  /** Where the data came from, saved in checkpoints so that `--resume` can find it again. */
+  dataSpec: { data: string[]; overfitBatch?: string; valRatio?: number } = { data: [] };
   private probe: HostBatch | null = null;
 
   constructor(
@@ -118,7 +120,10 @@ export class Trainer {
   /** One batch from the corpus (one source per batch, as a-gpt samples one per micro-step). */
   private sample(split: 'train' | 'val', rng: Rng): HostBatch {
     if (this.data.kind === 'fixed') return this.data.batch;
-    const src = pickSource(this.data.sources, rng);
+    return this.sampleFrom(pickSource(this.data.sources, rng), split, rng);
+  }
+
+  private sampleFrom(src: Source, split: 'train' | 'val', rng: Rng): HostBatch {
     const tokens = split === 'train' ? src.train : src.val;
     const { batchSize: B, seqLen: T } = this.opts;
     if (!this.diffusion) return causalBatch(tokens, B, T, rng);
@@ -150,6 +155,17 @@ export class Trainer {
     };
   }
 
+  /** Gradients of one batch (summed over its micro-batches) and its loss. The caller disposes them. */
+  async batchGradients(b: HostBatch): Promise<{ loss: number; grads: Map<string, tf.Tensor> }> {
+    const grads = new Map<string, tf.Tensor>();
+    try {
+      return { loss: await this.accumulate(b, grads, 1), grads };
+    } catch (e) {
+      tf.dispose([...grads.values()]);
+      throw e;
+    }
+  }
+
   /** Gradients of one batch, accumulated over its micro-batches and scaled by 1/gradAccum. */
   private async accumulate(b: HostBatch, acc: Map<string, tf.Tensor>, scale: number): Promise<number> {
     let loss = 0;
@@ -179,12 +195,18 @@ export class Trainer {
   async trainStep(): Promise<{ loss: number; gradNorm: number; lr: number; seconds: number } | null> {
     const t0 = performance.now();
     const acc = new Map<string, tf.Tensor>();
+    // a step abandoned half-way must not consume samples: a resumed run then sees the same batches
+    const rngBefore = this.rng.state;
     let loss = 0;
     try {
+      // a-gpt: loss / grad_accum_steps per micro-step, one source sampled per micro-step
       for (let a = 0; a < this.opts.gradAccum; a++) loss += await this.accumulate(this.sample('train', this.rng), acc, 1 / this.opts.gradAccum);
     } catch (e) {
       tf.dispose([...acc.values()]);
-      if (e instanceof CancelledError) return null;
+      if (e instanceof CancelledError) {
+        this.rng.state = rngBefore;
+        return null;
+      }
       throw e;
     }
     const gradNorm = await globalNorm(acc);
@@ -204,21 +226,38 @@ export class Trainer {
     return { loss, gradNorm, lr, seconds: (performance.now() - t0) / 1000 };
   }
 
-  /** Mean loss over `evalIters` validation batches (fixed seed: comparable across evaluations). */
-  async evaluate(): Promise<number> {
+  /**
+   * Validation loss as a-gpt's estimate_mixed_loss: per source the mean over `evalIters` batches,
+   * then the mean of those weighted by the normalised source weights. Unlike a-gpt the batches come
+   * from a fixed seed, so successive evaluations are comparable. Stopping interrupts it.
+   */
+  async evaluate(): Promise<{ valLoss: number; bySource: Record<string, number> | null }> {
+    if (this.data.kind === 'fixed') return { valLoss: await this.batchLoss(this.data.batch), bySource: null };
     const rng = new Rng(this.opts.seed + 7);
-    const iters = this.data.kind === 'fixed' ? 1 : this.opts.evalIters;
-    let sum = 0;
-    for (let i = 0; i < iters; i++) {
-      const b = this.sample('val', rng);
-      for (const mb of this.microBatches(b)) {
-        const batch = this.tensorsOf(b, mb.rows, mb.weights);
-        const l = this.model.loss(batch, { withGrad: false });
-        sum += (await l.data())[0];
-        tf.dispose([l, batch.inputIds, batch.targets, batch.weights, ...(batch.t ? [batch.t] : [])]);
-      }
+    const sources = this.data.sources;
+    const totalWeight = sources.reduce((s, x) => s + x.weight, 0);
+    const bySource: Record<string, number> = {};
+    let mixed = 0;
+    for (const src of sources) {
+      let sum = 0;
+      for (let i = 0; i < this.opts.evalIters; i++) sum += await this.batchLoss(this.sampleFrom(src, 'val', rng));
+      bySource[src.spec] = sum / this.opts.evalIters;
+      mixed += (src.weight / totalWeight) * bySource[src.spec];
     }
-    return sum / iters;
+    return { valLoss: mixed, bySource: sources.length > 1 ? bySource : null };
+  }
+
+  /** Loss of one batch without gradients (micro-batched like training). */
+  private async batchLoss(b: HostBatch): Promise<number> {
+    let sum = 0;
+    for (const mb of this.microBatches(b)) {
+      if (this.control.stopRequested) throw new CancelledError('training stopped');
+      const batch = this.tensorsOf(b, mb.rows, mb.weights);
+      const l = this.model.loss(batch, { withGrad: false });
+      sum += (await l.data())[0];
+      tf.dispose([l, batch.inputIds, batch.targets, batch.weights, ...(batch.t ? [batch.t] : [])]);
+    }
+    return sum;
   }
 
   /** Per layer and head on a fixed probe window: mean loraFro, loraRel and attention entropy. */
@@ -258,6 +297,7 @@ export class Trainer {
       tokenizer: 'gpt2',
       options: { ...this.opts },
       adamStep: this.adam.step,
+      data: this.dataSpec,
     };
   }
 
@@ -272,6 +312,7 @@ export class Trainer {
   async run(): Promise<{ stopped: boolean; checkpoint: string | null }> {
     const { steps, evalInterval, checkpointInterval, probeInterval } = this.opts;
     let lastCkpt: string | null = null;
+    let savedStep = this.step;
     if (this.opts.out) fs.mkdirSync(this.opts.out, { recursive: true });
     this.status('running');
     if (probeInterval > 0 && this.step === 0) this.emitProbe(await this.probeMetrics());
@@ -290,19 +331,33 @@ export class Trainer {
       const last = this.step === steps;
       if (probeInterval > 0 && (this.step % probeInterval === 0 || last)) this.emitProbe(await this.probeMetrics());
       if ((evalInterval > 0 && this.step % evalInterval === 0) || last) {
-        const val = await this.evaluate();
-        this.emit({ kind: 'eval', runId: this.runId, step: this.step, val_loss: val, train_loss: r.loss });
-        if (this.bestValLoss === null || val < this.bestValLoss) {
-          this.bestValLoss = val;
+        const val = await this.evaluateUnlessStopped();
+        if (val === null) break;
+        this.emit({ kind: 'eval', runId: this.runId, step: this.step, val_loss: val.valLoss, train_loss: r.loss, ...(val.bySource ? { val_by_source: val.bySource } : {}) });
+        if (this.bestValLoss === null || val.valLoss < this.bestValLoss) {
+          this.bestValLoss = val.valLoss;
           await this.checkpoint('best');
         }
       }
-      if (this.step % checkpointInterval === 0 || last) lastCkpt = await this.checkpoint('last');
+      if (this.step % checkpointInterval === 0 || last) {
+        lastCkpt = await this.checkpoint('last');
+        savedStep = this.step;
+      }
       if (this.stopAfter !== null && this.step >= this.stopAfter) this.control.stopRequested = true;
     }
     const stopped = this.step < steps;
-    if (stopped) lastCkpt = await this.checkpoint('last');
+    // a stop (or a stop during the final evaluation) leaves a checkpoint of every completed step
+    if (savedStep !== this.step) lastCkpt = await this.checkpoint('last');
     return { stopped, checkpoint: lastCkpt };
+  }
+
+  private async evaluateUnlessStopped(): Promise<Awaited<ReturnType<Trainer['evaluate']>> | null> {
+    try {
+      return await this.evaluate();
+    } catch (e) {
+      if (e instanceof CancelledError) return null;
+      throw e;
+    }
   }
 
   private emitProbe(e: TrainEvent | null): void {
