@@ -267,6 +267,12 @@ export interface TrainParams {
   resume?: string;
   /** Every N steps compute per-head probe metrics (default 10). */
   probeInterval?: number;
+  /** Validation batches per source and evaluation (default 5). */
+  evalIters?: number;
+  /** Save `last` every N steps (default 50); a stop always saves. */
+  checkpointInterval?: number;
+  /** Train on the one fixed batch of this safetensors file instead of `data`. */
+  overfitBatch?: string;
 }
 
 export interface TrainStepRecord {
@@ -285,6 +291,8 @@ export interface TrainEvalRecord {
   step: number;
   val_loss: number;
   train_loss?: number;
+  /** With several data sources: each source's validation loss (val_loss is their weighted mean). */
+  val_by_source?: Record<string, number>;
 }
 /** Per layer and head on a fixed probe batch: how the adaptive path grows. (L, H) row-major. */
 export interface TrainProbeRecord {

@@ -29,6 +29,8 @@ export interface TrainState {
   tokenizer: 'gpt2';
   options: Record<string, unknown>;
   adamStep: number;
+  /** The run's data (absolute paths), so that `--resume` needs no `--data`. */
+  data?: { data: string[]; overfitBatch?: string; valRatio?: number };
 }
 
 export async function saveCheckpoint(file: string, model: Model, adam: AdamW | null, state: TrainState, opts: { dtype?: 'F32' | 'F16' } = {}): Promise<void> {

@@ -347,7 +347,7 @@ export class Trainer {
     }
     const stopped = this.step < steps;
     // a stop (or a stop during the final evaluation) leaves a checkpoint of every completed step
-    if (savedStep !== this.step) lastCkpt = await this.checkpoint('last');
+    if (savedStep !== this.step || (stopped && lastCkpt === null)) lastCkpt = await this.checkpoint('last');
     return { stopped, checkpoint: lastCkpt };
   }
 
