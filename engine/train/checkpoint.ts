@@ -82,6 +82,8 @@ function fromAgpt(file: string): ResumePoint {
   if (ck.optimizer && ck.optimizer.state.size) {
     const m = new Map<string, HostTensor>(), v = new Map<string, HostTensor>();
     let step = 0;
+    // PyTorch keys optimizer state by the parameter's index in model.parameters(); a-gpt's models
+    // have no persistent buffers, so that is the state_dict order
     ck.stateDictOrder.forEach((name, i) => {
       const s = ck.optimizer!.state.get(i);
       if (!s) return;
@@ -92,14 +94,44 @@ function fromAgpt(file: string): ResumePoint {
     });
     optimizer = { m, v, step };
   }
-  const family = typeof ck.config?.model_name === 'string' ? (ck.config.model_name as ModelConfig['family']) : undefined;
+  const cfg = ck.config ?? {};
+  const family = typeof cfg.model_name === 'string' ? (cfg.model_name as ModelConfig['family']) : undefined;
+  const config: Partial<ModelConfig> = {};
+  if (family) config.family = family;
+  if (typeof cfg.num_diffusion_steps === 'number') config.num_diffusion_steps = cfg.num_diffusion_steps;
+  if (typeof cfg.diffusion_mask_token_id === 'number') config.mask_token_id = cfg.diffusion_mask_token_id;
   return {
     weights: ck.stateDict,
     optimizer,
-    state: { step: ck.step ?? optimizer?.step ?? 0, bestValLoss: ck.bestValLoss ?? null },
-    config: family ? { family } : undefined,
+    // a-gpt saves the 0-based index of the step just taken (step + 1 updates are done); the
+    // optimizer's own step count is exact, so it wins when present
+    state: { step: optimizer?.step ?? (ck.step !== undefined ? ck.step + 1 : 0), bestValLoss: ck.bestValLoss ?? null, options: agptOptions(cfg, ck.optimizer?.paramGroups[0]) },
+    config: Object.keys(config).length ? config : undefined,
     source: 'agpt',
   };
+}
+
+/** a-gpt's TrainConfig (and the optimizer's param group) → our option names, for a resumed run's defaults. */
+export function agptOptions(cfg: Record<string, unknown>, group?: Record<string, unknown>): Record<string, unknown> {
+  const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+  const out: Record<string, unknown> = {
+    lr: num(cfg.base_lr),
+    minLr: num(cfg.min_lr),
+    warmup: num(cfg.warmup_steps),
+    batchSize: num(cfg.batch_size),
+    gradAccum: num(cfg.grad_accum_steps),
+    weightDecay: num(cfg.weight_decay) ?? num(group?.weight_decay),
+    eps: num(group?.eps),
+    clip: num(cfg.clip_grad),
+    evalInterval: num(cfg.eval_interval),
+    evalIters: num(cfg.eval_iters),
+    minMaskRatio: num(cfg.min_mask_ratio),
+  };
+  const b1 = num(cfg.beta1), b2 = num(cfg.beta2);
+  const gb = Array.isArray(group?.betas) ? (group!.betas as unknown[]).map(num) : [];
+  if (b1 !== undefined && b2 !== undefined) out.betas = [b1, b2];
+  else if (gb.length === 2 && gb.every((b) => b !== undefined)) out.betas = gb;
+  return Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined));
 }
 
 /** Load saved moments into the optimizer (PyTorch layout → ours). */
@@ -107,6 +139,9 @@ export function restoreOptimizer(adam: AdamW, model: Model, saved: NonNullable<R
   for (const [name, shape] of parameterList(model.config)) {
     const m = saved.m.get(name), v = saved.v.get(name);
     if (!m || !v) throw new BadInputError(`the checkpoint's optimizer state has no moments for '${name}'`);
+    if (m.values.length !== v.values.length || m.values.length !== shape.reduce((a, b) => a * b, 1)) {
+      throw new BadInputError(`the checkpoint's optimizer moments for '${name}' have shape [${m.shape}], the parameter [${shape}]`);
+    }
     for (const [src, dst] of [[m, adam.m.get(name)!], [v, adam.v.get(name)!]] as const) {
       tf.tidy(() => {
         const t = tf.tensor(src.values, shape, 'float32');

@@ -22,7 +22,9 @@ const USAGE = `usage: headlens train [--init P] [--config C] [--family F] [--dat
   [--resume CKPT] [--metrics-jsonl FILE] [--overfit-batch EXPECTED.safetensors]
   [--eval-iters 5] [--probe-interval 10] [--checkpoint-interval 50] [--micro-tokens N (default 65536/width, 256…2048)] [--backend B]
   [--stop-after K]   stop as if interrupted after K steps (leaves a checkpoint to --resume from)
---data takes files, folders and globs; PATH@WEIGHT mixes several sources by weight.`;
+--data takes files, folders and globs; PATH@WEIGHT mixes several sources by weight.
+--steps is the total: --resume CKPT continues to it, with the saved run's options, data and --out
+unless given again (a-gpt .pt: its TrainConfig and AdamW state).`;
 
 export const TRAIN_ARGS = {
   init: 'string', config: 'string', family: 'string', data: 'list', steps: 'int', lr: 'float', 'min-lr': 'float',
@@ -127,14 +129,17 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
       }
     });
     if (run.note) process.stderr.write(`${run.note}\n`);
-    const onSigint = () => {
+    // Ctrl-C or a polite kill: finish the current micro-batch, save, exit 0 (a second Ctrl-C kills)
+    const onSignal = () => {
       process.stderr.write('\nstopping after the current micro-batch…\n');
       run.trainer.control.stopRequested = true;
     };
-    process.once('SIGINT', onSigint);
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
     if (o['stop-after'] !== undefined) run.trainer.stopAfter = o['stop-after'] as number;
     const result = await run.trainer.run();
-    process.removeListener('SIGINT', onSigint);
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
     if (metrics !== null) fs.closeSync(metrics);
     if (process.stderr.isTTY) process.stderr.write('\n');
     const where = result.checkpoint ? `; checkpoint ${result.checkpoint}` : '';

@@ -31,6 +31,7 @@ function specOf(p: TrainParams) {
     family: p.family,
     data: p.data ?? [],
     resume: p.resume,
+    overfitBatch: p.overfitBatch,
     options: {
       steps: p.steps,
       lr: p.lr,
@@ -46,6 +47,8 @@ function specOf(p: TrainParams) {
       seed: p.seed,
       out: p.out,
       probeInterval: p.probeInterval,
+      evalIters: p.evalIters,
+      checkpointInterval: p.checkpointInterval,
     },
   };
 }

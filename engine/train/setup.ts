@@ -13,7 +13,7 @@ import { defaultConfig, inferConfig, isDiffusion } from '../models/config';
 import { readSafetensors } from '../io/safetensors';
 import { GPT2_VOCAB_SIZE } from '../tokenizer';
 import { loadSources, type HostBatch } from './data';
-import { readResumePoint, restoreOptimizer } from './checkpoint';
+import { readResumePoint, restoreOptimizer, type ResumePoint } from './checkpoint';
 import { DEFAULT_OPTIONS, Trainer, type BatchSource, type TrainOptions } from './trainer';
 
 export interface RunSpec {
@@ -34,11 +34,22 @@ export interface PreparedRun {
   dispose(): void;
 }
 
-function withDefaults(o: RunSpec['options']): TrainOptions {
-  const defined = Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
-  const opts = { ...DEFAULT_OPTIONS, ...defined } as TrainOptions;
-  if (o.evalInterval === undefined) opts.evalInterval = Math.max(1, Math.min(DEFAULT_OPTIONS.evalInterval, Math.ceil(opts.steps / 10)));
-  if (o.warmup === undefined) opts.warmup = Math.min(DEFAULT_OPTIONS.warmup, Math.floor(opts.steps / 10));
+/** Options a resumed run continues with unless given again: the saved run's (never its step count). */
+const INHERITED: (keyof TrainOptions)[] = ['lr', 'minLr', 'warmup', 'batchSize', 'seqLen', 'gradAccum', 'weightDecay', 'betas', 'eps', 'clip',
+  'evalInterval', 'evalIters', 'seed', 'checkpointInterval', 'probeInterval', 'microTokens', 'minMaskRatio'];
+
+function definedOnly(o: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+}
+
+/** Given flags, else the resumed run's options, else a-gpt's defaults. */
+export function withDefaults(o: RunSpec['options'], inherited: Partial<TrainOptions> = {}): TrainOptions {
+  const kept = Object.fromEntries(INHERITED.filter((k) => inherited[k] !== undefined).map((k) => [k, inherited[k]]));
+  const opts = { ...DEFAULT_OPTIONS, ...kept, ...definedOnly(o) } as TrainOptions;
+  if (opts.out === null && inherited.out) opts.out = inherited.out;
+  const has = (k: keyof TrainOptions) => o[k] !== undefined || kept[k] !== undefined;
+  if (!has('evalInterval')) opts.evalInterval = Math.max(1, Math.min(DEFAULT_OPTIONS.evalInterval, Math.ceil(opts.steps / 10)));
+  if (!has('warmup')) opts.warmup = Math.min(DEFAULT_OPTIONS.warmup, Math.floor(opts.steps / 10));
   return opts;
 }
 
@@ -71,13 +82,12 @@ function checkOut(out: string | null): void {
   }
 }
 
-async function buildModel(spec: RunSpec, opts: TrainOptions): Promise<{ model: Model; resume?: ReturnType<typeof readResumePoint>; note?: string }> {
+async function buildModel(spec: RunSpec, opts: TrainOptions, resume: ResumePoint | undefined): Promise<{ model: Model; note?: string }> {
   const given = readGivenConfig(spec.config);
-  if (spec.resume) {
-    const r = readResumePoint(spec.resume);
-    const shapes = new Map([...r.weights].map(([k, v]) => [k, v.shape]));
-    const { config } = inferConfig(shapes, { ...(r.config ?? {}), ...given }, path.basename(spec.resume), 'checkpoint');
-    return { model: new Model(config, r.weights, path.basename(spec.resume)), resume: r, note: `resuming from ${spec.resume} at step ${r.state.step}` };
+  if (resume && spec.resume) {
+    const shapes = new Map([...resume.weights].map(([k, v]) => [k, v.shape]));
+    const { config } = inferConfig(shapes, { ...(resume.config ?? {}), ...given }, path.basename(spec.resume), 'checkpoint');
+    return { model: new Model(config, resume.weights, path.basename(spec.resume)), note: `resuming from ${spec.resume} at step ${resume.state.step}` };
   }
   if (spec.init) {
     const lm = await loadModel({ path: spec.init, config: spec.config });
@@ -88,20 +98,36 @@ async function buildModel(spec: RunSpec, opts: TrainOptions): Promise<{ model: M
   return { model: Model.init(config, opts.seed), note: `new ${family} model (${config.n_layer} layers, width ${config.n_embd}, seed ${opts.seed})` };
 }
 
+/** The resumed run's options: ours as saved (checkpoints go on into the same folder), or a-gpt's. */
+function inheritedOptions(resume: ResumePoint | undefined, file: string | undefined): Partial<TrainOptions> {
+  if (!resume || !file) return {};
+  const saved = (resume.state.options ?? {}) as Partial<TrainOptions>;
+  return { ...saved, out: resume.source === 'headlens' ? path.dirname(path.resolve(file)) : null };
+}
+
+/** What to train on: the flags, else what the resumed run trained on. */
+function dataOf(spec: RunSpec, resume: ResumePoint | undefined): { data: string[]; overfitBatch?: string; valRatio?: number } {
+  const saved = resume?.state.data;
+  if (spec.overfitBatch || spec.data.length || !saved) return { data: spec.data.map((d) => path.resolve(d)), overfitBatch: spec.overfitBatch && path.resolve(spec.overfitBatch), valRatio: spec.valRatio };
+  return { data: saved.data, overfitBatch: saved.overfitBatch, valRatio: spec.valRatio ?? saved.valRatio };
+}
+
 export async function prepareRun(spec: RunSpec, runId: string, emit: (e: TrainEvent) => void): Promise<PreparedRun> {
-  const opts = withDefaults(spec.options);
+  const resume = spec.resume ? readResumePoint(spec.resume) : undefined;
+  const opts = withDefaults(spec.options, inheritedOptions(resume, spec.resume));
   checkOut(opts.out);
+  const source = dataOf(spec, resume);
   let data: BatchSource;
-  if (spec.overfitBatch) {
-    const batch = readFixedBatch(spec.overfitBatch);
+  if (source.overfitBatch) {
+    const batch = readFixedBatch(source.overfitBatch);
     opts.batchSize = batch.B;
     opts.seqLen = batch.T;
     data = { kind: 'fixed', batch };
   } else {
-    if (!spec.data.length && !spec.resume) throw new BadInputError('no training data: pass --data PATH (files, folders or globs of text) or --overfit-batch FILE');
-    data = { kind: 'corpus', sources: loadSources(spec.data, { valRatio: spec.valRatio ?? 0.1, minTokens: opts.seqLen + 2 }) };
+    if (!source.data.length) throw new BadInputError('no training data: pass --data PATH (files, folders or globs of text) or --overfit-batch FILE');
+    data = { kind: 'corpus', sources: loadSources(source.data, { valRatio: source.valRatio ?? 0.1, minTokens: opts.seqLen + 2 }) };
   }
-  const { model, resume, note } = await buildModel(spec, opts);
+  const { model, note } = await buildModel(spec, opts, resume);
   if (data.kind === 'fixed') {
     const ids = data.batch.inputIds;
     const bad = ids.find((v) => v < 0 || v >= model.config.vocab_size);
@@ -109,6 +135,7 @@ export async function prepareRun(spec: RunSpec, runId: string, emit: (e: TrainEv
     if (isDiffusion(model.config.family) && !data.batch.mask) throw new BadInputError('--overfit-batch: a diffusion model needs a `mask` tensor in the batch file');
   }
   const trainer = new Trainer(model, data, opts, runId, emit, resume ? { step: resume.state.step, rngState: resume.state.rngState, bestValLoss: resume.state.bestValLoss ?? null } : {});
+  trainer.dataSpec = source;
   if (resume?.optimizer) restoreOptimizer(trainer.adam, model, resume.optimizer);
   return {
     trainer,
