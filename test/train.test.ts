@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { cosineLr } from '../engine/train/schedule';
 import { diffusionBatch } from '../engine/train/data';
 import { Rng } from '../engine/train/rng';
+import { readSafetensors } from '../engine/io/safetensors';
 import { ENGINE_JS, FIXTURES, FAMILIES_UNDER_TEST, REPO, testBackends } from './helpers/fixtures';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'headlens-train-'));
@@ -82,12 +83,30 @@ describe('resume', () => {
     while (!fs.existsSync(sidecar) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
-    const saved = JSON.parse(fs.readFileSync(sidecar, 'utf8'));
+    // the checkpoint's own metadata, not the sidecar: the kill may fall between writing the two
+    const saved = JSON.parse(readSafetensors(path.join(out, 'last.safetensors')).metadata.state);
     assert.ok(saved.step >= 2, `checkpoint at step ${saved.step}`);
     const metrics = path.join(tmp, 'killed.jsonl');
     const r = train([...SMALL, '--steps', String(saved.step + 2), '--out', out, '--eval-interval', '0', '--metrics-jsonl', metrics, '--resume', path.join(out, 'last.safetensors')]);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(steps(jsonl(metrics)).map((x) => x.step), [saved.step, saved.step + 1]);
+  });
+
+  test('SIGTERM stops within the step, exits 0 and leaves a checkpoint', async () => {
+    const out = path.join(tmp, 'term');
+    const metrics = path.join(tmp, 'term.jsonl');
+    const child = spawn(process.execPath, [ENGINE_JS, 'train', '--backend', 'wasm', ...SMALL, '--steps', '10000', '--out', out, '--eval-interval', '0', '--metrics-jsonl', metrics], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    const deadline = Date.now() + 120_000;
+    while (!(fs.existsSync(metrics) && fs.readFileSync(metrics, 'utf8').includes('"grad_norm"')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0, stderr);
+    const done = steps(jsonl(metrics)).length;
+    assert.match(stderr, new RegExp(`stopped at step ${done}`));
+    const saved = JSON.parse(readSafetensors(path.join(out, 'last.safetensors')).metadata.state);
+    assert.equal(saved.step, done);
   });
 
   test('a-gpt .pt checkpoints resume with their AdamW state', () => {
