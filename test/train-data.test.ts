@@ -7,7 +7,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { causalBatch, collectFiles, globToRegExp, loadSources, parseSourceSpec, pickSource, type Source } from '../engine/train/data';
+import { causalBatch, collectFiles, defaultCacheDir, globToRegExp, loadSources, parseSourceSpec, pickSource, type Source } from '../engine/train/data';
 import { Rng } from '../engine/train/rng';
 import { EOT_ID, encodeIds } from '../engine/tokenizer';
 
@@ -65,6 +65,13 @@ describe('corpus', () => {
     const [b] = loadSources([f], { valRatio: 0.1, minTokens: 8, cacheDir });
     assert.equal(b.train[0], 42);
     assert.equal(a.train[0], encodeIds(text)[0]);
+  });
+
+  test("the token cache lives in the OS's per-user cache folder", () => {
+    assert.equal(defaultCacheDir({}, 'linux', '/home/u'), '/home/u/.cache/headlens/tokens');
+    assert.equal(defaultCacheDir({ XDG_CACHE_HOME: '/c' }, 'linux', '/home/u'), '/c/headlens/tokens');
+    assert.equal(defaultCacheDir({}, 'darwin', '/Users/u'), '/Users/u/Library/Caches/headlens/tokens');
+    assert.equal(defaultCacheDir({ HEADLENS_CACHE: '/x' }, 'linux', '/home/u'), '/x/tokens');
   });
 
   test("a-gpt's split: the last 10 % of the tokens (files joined by end-of-text) are validation", () => {

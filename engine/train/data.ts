@@ -101,13 +101,14 @@ function isTextFile(file: string): boolean {
 }
 
 /** Tokens of one file, cached by content hash in `cacheDir`. */
-function tokensOf(file: string, cacheDir: string): Int32Array {
+function tokensOf(file: string, cacheDir: string | null): Int32Array {
   const text = fs.readFileSync(file, 'utf8');
+  if (!cacheDir) return Int32Array.from(encodeIds(text));
   const hash = createHash('sha256').update(text).digest('hex').slice(0, 32);
   const cached = path.join(cacheDir, `${hash}.gpt2.i32`);
   if (fs.existsSync(cached)) {
     const b = fs.readFileSync(cached);
-    return new Int32Array(b.buffer, b.byteOffset, b.length / 4).slice();
+    if (b.length % 4 === 0) return new Int32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
   }
   const ids = Int32Array.from(encodeIds(text));
   try {
@@ -120,15 +121,29 @@ function tokensOf(file: string, cacheDir: string): Int32Array {
   return ids;
 }
 
-export function defaultCacheDir(): string {
-  return path.join(os.tmpdir(), 'headlens-token-cache');
+/** Where token caches live: $HEADLENS_CACHE, else the OS's per-user cache folder (survives reboots), else tmp. */
+export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env, platform: NodeJS.Platform = process.platform, home = os.homedir()): string {
+  if (env.HEADLENS_CACHE) return path.join(env.HEADLENS_CACHE, 'tokens');
+  const base =
+    platform === 'win32' ? env.LOCALAPPDATA :
+    platform === 'darwin' ? home && path.join(home, 'Library', 'Caches') :
+    env.XDG_CACHE_HOME || (home && path.join(home, '.cache'));
+  return base ? path.join(base, 'headlens', 'tokens') : path.join(os.tmpdir(), 'headlens-token-cache');
+}
+
+function ensureCacheDir(dir: string): string | null {
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+    return dir;
+  } catch {
+    return null; // no cache: every run tokenizes again
+  }
 }
 
 /** Load every source: files → tokens (EOT between files) → train/val split. */
 export function loadSources(specs: string[], opts: { valRatio: number; minTokens: number; cacheDir?: string }): Source[] {
   if (!specs.length) throw new BadInputError('no training data: pass --data PATH (files, folders or globs of text)');
-  const cacheDir = opts.cacheDir ?? defaultCacheDir();
-  fs.mkdirSync(cacheDir, { recursive: true });
+  const cacheDir = ensureCacheDir(opts.cacheDir ?? defaultCacheDir());
   return specs.map((spec) => {
     const { pattern, weight } = parseSourceSpec(spec);
     const files = collectFiles(pattern);
