@@ -80,6 +80,27 @@ describe('trainer internals on wasm', () => {
     });
   }
 
+  test('resuming a-gpt\'s .pt with its AdamW state: a 4th step lands where our own 4th step does', async () => {
+    const ours = await prepareRun(fixtureSpec('adaptive', { steps: 4 }), 'a', () => {});
+    await ours.trainer.run();
+    const spec = fixtureSpec('adaptive', { steps: 4 });
+    const resumed = await prepareRun({ ...spec, init: undefined, resume: fx('tiny-adaptive.ckpt.pt') }, 'b', () => {});
+    assert.equal(resumed.trainer.step, 3);
+    await resumed.trainer.run();
+    let worst = 0;
+    for (const [name, p] of ours.model.params) worst = Math.max(worst, relErr(await p.data(), await resumed.model.params.get(name)!.data(), 1e-2));
+    assert.ok(worst <= 1e-4, `weights after step 4 differ by ${worst}`);
+    // without the moments the 4th update would be a fresh Adam step (≈ lr·sign(g)): far off
+    const fresh = await prepareRun({ ...spec, init: undefined, resume: fx('tiny-adaptive.ckpt.pt') }, 'c', () => {});
+    fresh.trainer.adam.step = 0;
+    for (const t of [...fresh.trainer.adam.m.values(), ...fresh.trainer.adam.v.values()]) tf.tidy(() => t.assign(tf.zerosLike(t)));
+    await fresh.trainer.run();
+    let apart = 0;
+    for (const [name, p] of ours.model.params) apart = Math.max(apart, relErr(await p.data(), await fresh.model.params.get(name)!.data(), 1e-2));
+    assert.ok(apart > 100 * worst, `the test cannot tell: ${apart} vs ${worst}`);
+    for (const r of [ours, resumed, fresh]) r.dispose();
+  });
+
   for (const fam of FAMILIES_UNDER_TEST) {
     test(`${fam}: per-parameter gradient norms through one-row micro-batches match PyTorch`, async () => {
       const m = meta(fam);
