@@ -14,7 +14,7 @@ import { FAMILIES } from '../protocol';
 import { BadInputError, reportError } from '../errors';
 import { parseArgs } from '../args';
 import { initBackend } from '../backend';
-import { prepareRun, type RunSpec } from './setup';
+import { buildRun, prepareInputs, type RunSpec } from './setup';
 
 const USAGE = `usage: headlens train [--init P] [--config C] [--family F] [--data PATH…] --steps N
   [--lr 3e-4] [--min-lr 3e-5] [--warmup 100] [--batch-size 8] [--seq-len 256] [--grad-accum 1]
@@ -118,10 +118,11 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
       const dir = path.dirname(path.resolve(metricsFile));
       if (!fs.existsSync(dir)) throw new BadInputError(`--metrics-jsonl ${metricsFile}: folder ${dir} does not exist`);
     }
+    const inputs = prepareInputs(spec); // bad data or paths fail before a backend is probed
     await initBackend(((o.backend as string | undefined) ?? process.env.HEADLENS_BACKEND ?? 'auto') as BackendChoice);
     const metrics = metricsFile ? fs.openSync(metricsFile, spec.resume ? 'a' : 'w') : null;
     const print = progressPrinter(spec.options.steps);
-    const run = await prepareRun(spec, `cli-${process.pid}`, (e) => {
+    const run = await buildRun(inputs, `cli-${process.pid}`, (e) => {
       print(e);
       if (metrics !== null && (e.kind === 'step' || e.kind === 'eval' || e.kind === 'probe')) {
         const { runId: _r, kind, ...rest } = e;

@@ -7,9 +7,10 @@ import type { EngineServer } from '../server';
 import { ErrorCode, type TrainParams, type TrainResult } from '../protocol';
 import { BadInputError } from '../errors';
 import { currentBackend, initBackend } from '../backend';
-import { prepareRun, type PreparedRun } from './setup';
+import { buildRun, prepareInputs, type PreparedRun } from './setup';
 
 let active: { runId: string; run: PreparedRun } | null = null;
+let starting: string | null = null;
 let counter = 0;
 
 function stateError(message: string): Error {
@@ -55,11 +56,21 @@ function specOf(p: TrainParams) {
 
 export function registerTrainingHandlers(server: EngineServer): void {
   server.on('train/start', async (p, ctx) => {
-    if (active) throw stateError(`a training run (${active.runId}) is already active: stop it first`);
-    if (!currentBackend()) await initBackend('auto');
+    if (active || starting) throw stateError(`a training run (${active?.runId ?? starting}) is already active: stop it first`);
     const runId = `run-${Date.now().toString(36)}-${++counter}`;
     ctx.progress({ kind: 'status', runId, state: 'starting', totalSteps: p.steps, family: p.family });
-    const run = await prepareRun(specOf(p), runId, (e) => ctx.progress(e));
+    let run: PreparedRun;
+    starting = runId; // one run at a time, also while the model is being built
+    try {
+      const inputs = prepareInputs(specOf(p));
+      if (!currentBackend()) await initBackend('auto');
+      run = await buildRun(inputs, runId, (e) => ctx.progress(e));
+    } catch (e) {
+      ctx.progress({ kind: 'status', runId, state: 'failed', message: (e as Error).message });
+      throw e;
+    } finally {
+      starting = null;
+    }
     active = { runId, run };
     const stopOnCancel = setInterval(() => {
       if (ctx.token.cancelled) run.trainer.control.stopRequested = true;

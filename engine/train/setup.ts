@@ -112,7 +112,17 @@ function dataOf(spec: RunSpec, resume: ResumePoint | undefined): { data: string[
   return { data: saved.data, overfitBatch: saved.overfitBatch, valRatio: spec.valRatio ?? saved.valRatio };
 }
 
-export async function prepareRun(spec: RunSpec, runId: string, emit: (e: TrainEvent) => void): Promise<PreparedRun> {
+/** Everything a run needs that is not a tensor: checked before any backend starts. */
+export interface RunInputs {
+  spec: RunSpec;
+  resume?: ResumePoint;
+  opts: TrainOptions;
+  source: { data: string[]; overfitBatch?: string; valRatio?: number };
+  data: BatchSource;
+}
+
+/** Options, resume point, output folder and data — bad input fails here, before any backend starts. */
+export function prepareInputs(spec: RunSpec): RunInputs {
   const resume = spec.resume ? readResumePoint(spec.resume) : undefined;
   const opts = withDefaults(spec.options, inheritedOptions(resume, spec.resume));
   checkOut(opts.out);
@@ -127,23 +137,40 @@ export async function prepareRun(spec: RunSpec, runId: string, emit: (e: TrainEv
     if (!source.data.length) throw new BadInputError('no training data: pass --data PATH (files, folders or globs of text) or --overfit-batch FILE');
     data = { kind: 'corpus', sources: loadSources(source.data, { valRatio: source.valRatio ?? 0.1, minTokens: opts.seqLen + 2 }) };
   }
+  return { spec, resume, opts, source, data };
+}
+
+/** The model and trainer on the active backend (nothing is left allocated when this throws). */
+export async function buildRun(inputs: RunInputs, runId: string, emit: (e: TrainEvent) => void): Promise<PreparedRun> {
+  const { spec, resume, opts, source, data } = inputs;
   const { model, note } = await buildModel(spec, opts, resume);
-  if (data.kind === 'fixed') {
-    const ids = data.batch.inputIds;
-    const bad = ids.find((v) => v < 0 || v >= model.config.vocab_size);
-    if (bad !== undefined) throw new BadInputError(`--overfit-batch: id ${bad} is outside the model's vocabulary of ${model.config.vocab_size}`);
-    if (isDiffusion(model.config.family) && !data.batch.mask) throw new BadInputError('--overfit-batch: a diffusion model needs a `mask` tensor in the batch file');
+  let trainer: Trainer | undefined;
+  try {
+    if (data.kind === 'fixed') {
+      const bad = data.batch.inputIds.find((v) => v < 0 || v >= model.config.vocab_size);
+      if (bad !== undefined) throw new BadInputError(`--overfit-batch: id ${bad} is outside the model's vocabulary of ${model.config.vocab_size}`);
+      if (isDiffusion(model.config.family) && !data.batch.mask) throw new BadInputError('--overfit-batch: a diffusion model needs a `mask` tensor in the batch file');
+    }
+    trainer = new Trainer(model, data, opts, runId, emit, resume ? { step: resume.state.step, rngState: resume.state.rngState, bestValLoss: resume.state.bestValLoss ?? null } : {});
+    trainer.dataSpec = source;
+    if (resume?.optimizer) restoreOptimizer(trainer.adam, model, resume.optimizer);
+  } catch (e) {
+    trainer?.dispose();
+    model.dispose();
+    throw e;
   }
-  const trainer = new Trainer(model, data, opts, runId, emit, resume ? { step: resume.state.step, rngState: resume.state.rngState, bestValLoss: resume.state.bestValLoss ?? null } : {});
-  trainer.dataSpec = source;
-  if (resume?.optimizer) restoreOptimizer(trainer.adam, model, resume.optimizer);
+  const t = trainer;
   return {
-    trainer,
+    trainer: t,
     model,
     note,
     dispose: () => {
-      trainer.dispose();
+      t.dispose();
       model.dispose();
     },
   };
+}
+
+export async function prepareRun(spec: RunSpec, runId: string, emit: (e: TrainEvent) => void): Promise<PreparedRun> {
+  return buildRun(prepareInputs(spec), runId, emit);
 }
