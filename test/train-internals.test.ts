@@ -121,6 +121,18 @@ describe('trainer internals on wasm', () => {
     });
   }
 
+  test('gradient accumulation: 2 accumulation steps of one-row micro-batches keep the AdamW trajectory', async () => {
+    // on the fixed batch every accumulation step sees the same batch: the mean gradient is the batch's
+    const events: TrainEvent[] = [];
+    const run = await prepareRun(fixtureSpec('adaptive_diffusion', { gradAccum: 2, microTokens: 24 }), 't', (e) => events.push(e));
+    await run.trainer.run();
+    const losses = events.flatMap((e) => (e.kind === 'step' ? [e.loss] : e.kind === 'eval' ? [e.val_loss] : []));
+    const want = meta('adaptive_diffusion').adamw.losses as number[];
+    assert.equal(losses.length, 4);
+    losses.forEach((l, i) => assert.ok(Math.abs(l - want[i]) <= 1e-4, `loss ${i}: ${l} vs ${want[i]}`));
+    run.dispose();
+  });
+
   test('tensor count stays flat over training steps, evaluations and probes', async () => {
     const spec = fixtureSpec('adaptive', { steps: 8, probeInterval: 2, evalInterval: 2, microTokens: 24 });
     const run = await prepareRun(spec, 't', () => {});
