@@ -1,102 +1,115 @@
 /**
- * Analyze Attention: the selection, else the visible range, else the whole document (in windows);
- * a progress notification with Cancel; results assembled per document. Re-analysis on edit is
- * debounced and cancels the stale request.
+ * Analyze Attention: the selection, else the visible range, else the whole document (the engine
+ * cuts it into windows of the model's block size); a progress notification with Cancel; the
+ * engine's streamed events assembled into one AnalysisRecord per document, which the decorations,
+ * the hover, the explorer and the export all read. An edit drops the stale record and cancels a
+ * running analysis at once; with `headlens.analyzeOnEdit` a new one follows, debounced.
  */
 import * as vscode from 'vscode';
 import type { AnalyzeEvent, AnalyzeResult, ExplorerData, ModelInfo } from '../engine/protocol';
 import { AnalysisRecord } from '../engine/record';
-import { describeError, type EngineManager } from './engine';
+import { Command } from './commands';
+import { describeError, type EngineClient } from './engineClient';
 import type { SettingsWatcher } from './settings';
+
+/** What part of the document an analysis covers. */
+export type AnalysisScope = 'selection' | 'visible' | 'document';
 
 export interface DocumentAnalysis {
   uri: string;
+  /** Document version analysed: hovers and colours apply only while it is still current. */
   version: number;
+  scope: AnalysisScope;
   model: ModelInfo;
   events: AnalyzeEvent[];
   result: AnalyzeResult;
   record: AnalysisRecord;
 }
 
+/** Quiet time after the last keystroke before `analyzeOnEdit` re-analyses. */
+const EDIT_DEBOUNCE_MS = 800;
+
+/** The range an analysis of `scope` covers; no scope: the selection, else the visible range, else all. */
+export function scopeRange(editor: vscode.TextEditor, scope?: AnalysisScope): { scope: AnalysisScope; range: vscode.Range } {
+  const doc = editor.document;
+  const all = new vscode.Range(doc.positionAt(0), doc.positionAt(doc.getText().length));
+  const selection = editor.selection;
+  if ((scope ?? 'selection') === 'selection' && !selection.isEmpty) return { scope: 'selection', range: new vscode.Range(selection.start, selection.end) };
+  const visible = editor.visibleRanges;
+  if (scope !== 'document' && visible.length) {
+    const range = new vscode.Range(visible[0].start.with({ character: 0 }), doc.lineAt(visible[visible.length - 1].end.line).rangeIncludingLineBreak.end);
+    if (!range.contains(all)) return { scope: 'visible', range };
+  }
+  return { scope: 'document', range: all };
+}
+
 export class AnalysisStore implements vscode.Disposable {
   private readonly byUri = new Map<string, DocumentAnalysis>();
+  private readonly running = new Map<string, vscode.CancellationTokenSource>();
+  private readonly editTimers = new Map<string, NodeJS.Timeout>();
   private readonly changed = new vscode.EventEmitter<string>();
+  /** Fires with a document URI when its analysis appears, changes or goes away. */
   readonly onDidChange = this.changed.event;
-  private running = new Map<string, vscode.CancellationTokenSource>();
-  private timers = new Map<string, NodeJS.Timeout>();
   private readonly subs: vscode.Disposable[] = [];
 
-  constructor(private readonly engine: EngineManager, private readonly settings: SettingsWatcher) {
+  constructor(private readonly engine: EngineClient, private readonly settings: SettingsWatcher) {
     this.subs.push(
       vscode.workspace.onDidChangeTextDocument((e) => this.onEdit(e)),
       vscode.workspace.onDidCloseTextDocument((d) => this.clear(d.uri.toString())),
+      // menus show Clear Annotations and Export Analysis only when there is something to act on
+      this.changed.event(() => void vscode.commands.executeCommand('setContext', 'headlens.hasAnalysis', this.byUri.size > 0)),
+      engine.onDidChange(() => {
+        // another model: the records describe the old one
+        if (this.byUri.size && [...this.byUri.values()].some((a) => engine.model && a.model.path !== engine.model.path)) this.clear();
+      }),
     );
   }
 
+  /** The current (not stale) analysis of a document. */
   get(uri: string): DocumentAnalysis | undefined {
     return this.byUri.get(uri);
   }
 
+  get analysedUris(): string[] {
+    return [...this.byUri.keys()];
+  }
+
   explorerData(uri: string): ExplorerData | null {
     const a = this.byUri.get(uri);
-    if (!a) return null;
-    return { documentUri: a.uri, model: a.model, tokens: a.record.tokens, result: a.result, events: a.events };
+    return a ? { documentUri: a.uri, model: a.model, tokens: a.record.tokens, result: a.result, events: a.events } : null;
   }
 
+  /** Forget one document's analysis (or all) and cancel what is running for it. */
   clear(uri?: string): void {
-    for (const key of uri ? [uri] : [...this.byUri.keys()]) {
-      this.byUri.delete(key);
+    for (const key of uri ? [uri] : [...new Set([...this.byUri.keys(), ...this.running.keys()])]) {
       this.running.get(key)?.cancel();
-      this.changed.fire(key);
+      clearTimeout(this.editTimers.get(key));
+      this.editTimers.delete(key);
+      if (this.byUri.delete(key)) this.changed.fire(key);
     }
   }
 
-  /** Which part of the document: the selection, else the visible range (fast paths), else all. */
-  static rangeFor(editor: vscode.TextEditor, whole: boolean): vscode.Range {
-    const doc = editor.document;
-    if (!whole && !editor.selection.isEmpty) return new vscode.Range(editor.selection.start, editor.selection.end);
-    if (!whole && editor.visibleRanges.length) {
-      const v = editor.visibleRanges;
-      const full = new vscode.Range(v[0].start, v[v.length - 1].end);
-      if (doc.offsetAt(full.end) - doc.offsetAt(full.start) < doc.getText().length) return full;
-    }
-    return new vscode.Range(doc.positionAt(0), doc.positionAt(doc.getText().length));
-  }
-
-  /** Run the analysis of `range` in `editor`'s document; progress in the notification area. */
-  async analyze(editor: vscode.TextEditor, range: vscode.Range, opts: { silent?: boolean } = {}): Promise<DocumentAnalysis | undefined> {
-    const doc = editor.document;
-    const uri = doc.uri.toString();
+  /**
+   * Analyse `scope` of the editor's document. A progress notification with Cancel unless `silent`
+   * (re-analysis on edit). A newer analysis of the same document cancels this one.
+   */
+  async analyze(editor: vscode.TextEditor, scope?: AnalysisScope, opts: { silent?: boolean } = {}): Promise<DocumentAnalysis | undefined> {
+    const uri = editor.document.uri.toString();
     this.running.get(uri)?.cancel();
     const cts = new vscode.CancellationTokenSource();
     this.running.set(uri, cts);
-    const text = doc.getText();
-    const start = doc.offsetAt(range.start), end = doc.offsetAt(range.end);
-    const run = async (progress: vscode.Progress<{ message?: string; increment?: number }>, token: vscode.CancellationToken) => {
-      token.onCancellationRequested(() => cts.cancel());
-      progress.report({ message: 'loading the model…' });
-      const model = await this.engine.ensureModel(cts.token);
-      const events: AnalyzeEvent[] = [];
-      const record = new AnalysisRecord(model.config.n_layer, model.config.n_head);
-      let windows = 1;
-      const result = await this.engine.request('analyze', { text, range: { start, end }, window: this.settings.current.windowSize || undefined }, cts.token, (ev) => {
-        events.push(ev);
-        record.add(ev);
-        if (ev.kind === 'tokens') windows = ev.windowCount;
-        if (ev.kind === 'layer') progress.report({ message: `window ${ev.window + 1}/${windows}, layer ${ev.layer + 1}/${model.config.n_layer}`, increment: 100 / (windows * model.config.n_layer) });
-      });
-      record.result = result;
-      const a: DocumentAnalysis = { uri, version: doc.version, model, events, result, record };
-      this.byUri.set(uri, a);
-      this.changed.fire(uri);
-      return a;
-    };
     try {
-      if (opts.silent) return await run({ report: () => {} }, cts.token);
-      return await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'Head Lens: analysing attention', cancellable: true }, run);
+      if (opts.silent) return await this.run(editor, scope, () => undefined, cts.token);
+      return await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: 'Head Lens: analysing attention', cancellable: true },
+        (progress, token) => {
+          const sub = token.onCancellationRequested(() => cts.cancel());
+          return this.run(editor, scope, (r) => progress.report(r), cts.token).finally(() => sub.dispose());
+        },
+      );
     } catch (e) {
       const msg = describeError(e);
-      if (msg) void vscode.window.showErrorMessage(`Head Lens: ${msg}`);
+      if (msg && !cts.token.isCancellationRequested) void vscode.window.showErrorMessage(`Head Lens: analysis of ${vscode.workspace.asRelativePath(editor.document.uri)} failed: ${msg}`);
       return undefined;
     } finally {
       if (this.running.get(uri) === cts) this.running.delete(uri);
@@ -104,23 +117,71 @@ export class AnalysisStore implements vscode.Disposable {
     }
   }
 
+  private async run(editor: vscode.TextEditor, scope: AnalysisScope | undefined, report: (p: { message?: string; increment?: number }) => void, token: vscode.CancellationToken): Promise<DocumentAnalysis | undefined> {
+    const doc = editor.document;
+    const version = doc.version;
+    const target = scopeRange(editor, scope);
+    const start = doc.offsetAt(target.range.start);
+    const text = doc.getText(target.range);
+    if (!text.trim()) throw new Error('there is nothing to analyse: the range is empty or blank');
+    report({ message: this.engine.model ? undefined : 'starting the engine and loading the model…' });
+    const model = await this.engine.ensureModel(token);
+    const record = new AnalysisRecord(model.config.n_layer, model.config.n_head);
+    const events: AnalyzeEvent[] = [];
+    const window = this.settings.current.windowSize ? Math.min(this.settings.current.windowSize, model.config.block_size) : undefined;
+    let windows = 1;
+    const result = await this.engine.request('analyze', { text, baseOffset: start, window }, token, (ev) => {
+      events.push(ev);
+      record.add(ev);
+      if (ev.kind === 'tokens') windows = ev.windowCount;
+      if (ev.kind === 'layer') report({ message: `window ${ev.window + 1}/${windows}, layer ${ev.layer + 1}/${model.config.n_layer}`, increment: 100 / (windows * model.config.n_layer) });
+    });
+    // an edit while the engine worked makes the offsets stale: the edit handler cancels, but a
+    // result may already have been on its way
+    if (token.isCancellationRequested || doc.version !== version) return undefined;
+    record.result = result;
+    const analysis: DocumentAnalysis = { uri: doc.uri.toString(), version, scope: target.scope, model, events, result, record };
+    this.byUri.set(analysis.uri, analysis);
+    this.changed.fire(analysis.uri);
+    return analysis;
+  }
+
   private onEdit(e: vscode.TextDocumentChangeEvent): void {
     const uri = e.document.uri.toString();
-    if (!this.byUri.has(uri) || !e.contentChanges.length) return;
-    this.byUri.delete(uri); // offsets are stale: drop the annotations
-    this.changed.fire(uri);
-    if (!this.settings.current.analyzeOnEdit) return;
-    clearTimeout(this.timers.get(uri));
-    this.timers.set(uri, setTimeout(() => {
+    if (!e.contentChanges.length) return;
+    const previous = this.byUri.get(uri);
+    const wasRunning = this.running.has(uri);
+    if (!previous && !wasRunning) return;
+    this.running.get(uri)?.cancel(); // its offsets are stale already
+    if (this.byUri.delete(uri)) this.changed.fire(uri);
+    if (!this.settings.current.analyzeOnEdit || !previous) return;
+    // a selection's offsets moved with the edit: re-analyse what is in view instead
+    const scope: AnalysisScope = previous.scope === 'document' ? 'document' : 'visible';
+    clearTimeout(this.editTimers.get(uri));
+    this.editTimers.set(uri, setTimeout(() => {
+      this.editTimers.delete(uri);
       const editor = vscode.window.visibleTextEditors.find((x) => x.document.uri.toString() === uri);
-      if (editor) void this.analyze(editor, AnalysisStore.rangeFor(editor, false), { silent: true });
-    }, 800));
+      if (editor) void this.analyze(editor, scope, { silent: true });
+    }, EDIT_DEBOUNCE_MS));
   }
 
   dispose(): void {
-    for (const t of this.timers.values()) clearTimeout(t);
+    for (const t of this.editTimers.values()) clearTimeout(t);
     for (const c of this.running.values()) c.cancel();
     this.subs.forEach((s) => s.dispose());
     this.changed.dispose();
   }
+}
+
+/** Analyze Attention and Clear Annotations. */
+export function register(store: AnalysisStore): vscode.Disposable {
+  return vscode.Disposable.from(
+    // from the editor's context menu the argument is the document's URI; from code, a scope
+    vscode.commands.registerCommand(Command.Analyze, (arg?: vscode.Uri | { scope?: AnalysisScope }) => {
+      const editor = arg instanceof vscode.Uri ? vscode.window.visibleTextEditors.find((e) => e.document.uri.toString() === arg.toString()) : vscode.window.activeTextEditor;
+      if (!editor) return void vscode.window.showWarningMessage('Head Lens: open a file to analyse first.');
+      return store.analyze(editor, arg instanceof vscode.Uri ? undefined : arg?.scope);
+    }),
+    vscode.commands.registerCommand(Command.ClearAnnotations, () => store.clear()),
+  );
 }

@@ -1,80 +1,179 @@
 /**
- * Token colouring in the editor: a small set of quantized decoration types whose colours come
- * from `contributes.colors` (so light, dark and high-contrast themes all work), only over the
- * visible range, throttled. A status-bar legend says what the colours mean.
+ * Token colouring in the editor: seven quantized decoration types whose colours come from
+ * `contributes.colors` (headlens.heat1…7, with light, dark and high-contrast defaults), so the
+ * theme decides the actual colours. Levels are computed once per analysis and setting; scrolling
+ * only re-buckets the tokens in view, throttled. A status-bar legend says what the colours mean.
  */
 import * as vscode from 'vscode';
-import type { AnalysisStore } from './analysis';
+import type { ColorMetric } from '../engine/record';
+import type { AnalysisStore, DocumentAnalysis } from './analysis';
 import type { SettingsWatcher } from './settings';
 
 export const LEVELS = 7;
+/** Scrolling fires many events; decorations are recomputed at most this often. */
+const THROTTLE_MS = 60;
+/** The top of the scale is this quantile, so that a few outliers do not wash out every other token. */
+const TOP_QUANTILE = 0.98;
+
+const METRIC_NAMES: Record<ColorMetric, string> = {
+  loraRel: 'dynamic-LoRA update relative to ‖v‖',
+  loraTok: 'dynamic-LoRA update magnitude',
+  entropy: 'attention entropy (nats)',
+  nll: 'next-token surprisal (NLL, nats)',
+  leak: 'causality leak',
+  attnMax: 'maximum attention probability',
+};
+/** Metrics that exist per layer and head (the others are per token). */
+const PER_HEAD = new Set<ColorMetric>(['loraRel', 'loraTok', 'entropy', 'attnMax']);
+
+/** A token's colour level (0…LEVELS−1) or −1 where the metric has no value. */
+export interface Quantized {
+  levels: Int8Array;
+  lo: number;
+  hi: number;
+  /** Tokens with a value. */
+  valued: number;
+}
+
+/** Linear levels from the minimum to the TOP_QUANTILE value; pure, so it is easy to reason about. */
+export function quantize(values: ArrayLike<number>, levels = LEVELS): Quantized {
+  const finite = Array.from(values).filter(Number.isFinite).sort((a, b) => a - b);
+  const lo = finite[0] ?? 0;
+  const hi = finite[Math.min(finite.length - 1, Math.floor(finite.length * TOP_QUANTILE))] ?? 0;
+  const out = new Int8Array(values.length).fill(-1);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (!Number.isFinite(v)) continue;
+    out[i] = hi > lo ? Math.max(0, Math.min(levels - 1, Math.floor(((v - lo) / (hi - lo)) * levels))) : 0;
+  }
+  return { levels: out, lo, hi, valued: finite.length };
+}
+
+/** Which layer/head the colours come from; −1 is the mean. */
+export interface Focus {
+  layer: number;
+  head: number;
+  /** Set when the Attention Explorer chose it (until the settings change). */
+  fromExplorer: boolean;
+}
 
 export class TokenDecorations implements vscode.Disposable {
   private readonly types = Array.from({ length: LEVELS }, (_, i) =>
-    vscode.window.createTextEditorDecorationType({
-      backgroundColor: new vscode.ThemeColor(`headlens.heat${i + 1}`),
-      borderRadius: '2px',
-    }),
+    vscode.window.createTextEditorDecorationType({ backgroundColor: new vscode.ThemeColor(`headlens.heat${i + 1}`), borderRadius: '2px' }),
   );
   private readonly legend = vscode.window.createStatusBarItem('headlens.legend', vscode.StatusBarAlignment.Right, 99);
   private readonly subs: vscode.Disposable[] = [];
   private timer: NodeJS.Timeout | null = null;
-  /** Decorated token count per editor (for tests and the legend). */
+  private explorerFocus: { layer: number; head: number } | null = null;
+  private cache: { analysis: DocumentAnalysis; key: string; q: Quantized } | null = null;
+  /** Decorated token count per document URI (the legend and the tests read it). */
   readonly counts = new Map<string, number>();
 
   constructor(private readonly store: AnalysisStore, private readonly settings: SettingsWatcher) {
     this.legend.name = 'Head Lens colour legend';
-    this.legend.command = 'workbench.action.openSettings';
+    this.legend.command = { title: 'Colour settings', command: 'workbench.action.openSettings', arguments: ['@ext:headlens.headlens'] };
     this.subs.push(
       store.onDidChange(() => this.schedule()),
       vscode.window.onDidChangeVisibleTextEditors(() => this.schedule()),
       vscode.window.onDidChangeTextEditorVisibleRanges(() => this.schedule()),
+      vscode.window.onDidChangeActiveTextEditor(() => this.schedule()),
+      settings.onChange((_, e) => {
+        if (e.affectsConfiguration('headlens.focusLayer') || e.affectsConfiguration('headlens.focusHead')) this.explorerFocus = null;
+        this.schedule();
+      }),
     );
-    settings.onChange(() => this.schedule());
+  }
+
+  /** The explorer's focused head colours the editor too, until the settings say otherwise. */
+  setExplorerFocus(layer: number, head: number): void {
+    this.explorerFocus = { layer, head };
+    this.schedule();
+  }
+
+  get focus(): Focus {
+    const s = this.settings.current;
+    return this.explorerFocus ? { ...this.explorerFocus, fromExplorer: true } : { layer: s.focusLayer, head: s.focusHead, fromExplorer: false };
   }
 
   schedule(): void {
-    if (this.timer) return;
-    this.timer = setTimeout(() => {
+    this.timer ??= setTimeout(() => {
       this.timer = null;
       this.update();
-    }, 60);
+    }, THROTTLE_MS);
   }
 
   update(): void {
     let legendShown = false;
     for (const editor of vscode.window.visibleTextEditors) {
-      const a = this.store.get(editor.document.uri.toString());
-      const buckets: vscode.Range[][] = Array.from({ length: LEVELS }, () => []);
-      let count = 0;
-      if (a && a.version === editor.document.version) {
-        const s = this.settings.current;
-        const r = a.record;
-        const values = r.tokens.map((_, t) => r.metric(s.colorMetric, t, s.focusLayer, s.focusHead));
-        const finite = values.filter(Number.isFinite).sort((x, y) => x - y);
-        const lo = finite[0] ?? 0, hi = finite[Math.floor(finite.length * 0.98)] ?? 1;
-        const doc = editor.document;
-        const visible = editor.visibleRanges.map((v) => [doc.offsetAt(v.start), doc.offsetAt(v.end)]);
-        for (let t = 0; t < r.N && count < s.maxAnnotatedTokens; t++) {
-          const tok = r.tokens[t];
-          if (tok.end <= tok.start || !Number.isFinite(values[t])) continue;
-          if (!visible.some(([vs, ve]) => tok.end > vs && tok.start < ve)) continue;
-          const level = hi > lo ? Math.min(LEVELS - 1, Math.floor(((values[t] - lo) / (hi - lo)) * LEVELS)) : 0;
-          buckets[Math.max(0, level)].push(new vscode.Range(doc.positionAt(tok.start), doc.positionAt(tok.end)));
-          count++;
-        }
-        const focus = s.focusLayer < 0 ? 'mean of all heads' : `L${s.focusLayer}${s.focusHead < 0 ? '' : `.H${s.focusHead}`}`;
-        if (editor === vscode.window.activeTextEditor) {
-          this.legend.text = `$(symbol-color) ${s.colorMetric} (${focus}): ${fmt(lo)} ░▒▓█ ${fmt(hi)}`;
-          this.legend.tooltip = `Head Lens colours tokens by ${s.colorMetric}, ${focus}; ${LEVELS} levels from ${fmt(lo)} to ${fmt(hi)}. Change it in the settings (headlens.colorMetric, headlens.focusLayer, headlens.focusHead).`;
-          legendShown = true;
-        }
-      }
+      const uri = editor.document.uri.toString();
+      const a = this.store.get(uri);
+      const current = a && a.version === editor.document.version ? a : undefined;
+      const buckets = current ? this.bucketsInView(editor, current) : Array.from({ length: LEVELS }, () => []);
       this.types.forEach((type, i) => editor.setDecorations(type, buckets[i]));
-      this.counts.set(editor.document.uri.toString(), count);
+      this.counts.set(uri, buckets.reduce((n, b) => n + b.length, 0));
+      if (current && editor === vscode.window.activeTextEditor) {
+        this.showLegend(current);
+        legendShown = true;
+      }
     }
-    if (legendShown) this.legend.show();
-    else this.legend.hide();
+    if (!legendShown) this.legend.hide();
+  }
+
+  /** Levels of every token for the current metric and focus, computed once per analysis and setting. */
+  private quantized(a: DocumentAnalysis): Quantized {
+    const s = this.settings.current;
+    const { layer, head } = this.clampedFocus(a);
+    const key = `${s.colorMetric}|${layer}|${head}`;
+    if (this.cache?.analysis !== a || this.cache.key !== key) {
+      const r = a.record;
+      this.cache = { analysis: a, key, q: quantize(r.tokens.map((_, t) => r.metric(s.colorMetric, t, layer, head))) };
+    }
+    return this.cache.q;
+  }
+
+  /** A focus beyond the model's layers or heads falls back to the mean (the legend says so). */
+  private clampedFocus(a: DocumentAnalysis): { layer: number; head: number } {
+    const { layer, head } = this.focus;
+    return { layer: layer < a.record.L ? layer : -1, head: head < a.record.H ? head : -1 };
+  }
+
+  private bucketsInView(editor: vscode.TextEditor, a: DocumentAnalysis): vscode.Range[][] {
+    const buckets: vscode.Range[][] = Array.from({ length: LEVELS }, () => []);
+    const { levels } = this.quantized(a);
+    const doc = editor.document;
+    const max = this.settings.current.maxAnnotatedTokens;
+    let count = 0;
+    for (const v of editor.visibleRanges) {
+      const lines = new vscode.Range(v.start.line, 0, v.end.line, doc.lineAt(v.end.line).range.end.character);
+      const from = doc.offsetAt(lines.start), to = doc.offsetAt(lines.end);
+      const chunk = doc.getText(lines);
+      for (let t = firstTokenEndingAfter(a, from); t < a.record.N && count < max; t++) {
+        const tok = a.record.tokens[t];
+        if (tok.start >= to) break;
+        const span = trimmed(chunk, from, Math.max(tok.start, from), Math.min(tok.end, to));
+        if (levels[t] < 0 || !span) continue;
+        buckets[levels[t]].push(new vscode.Range(doc.positionAt(span[0]), doc.positionAt(span[1])));
+        count++;
+      }
+    }
+    return buckets;
+  }
+
+  private showLegend(a: DocumentAnalysis): void {
+    const s = this.settings.current;
+    const q = this.quantized(a);
+    const requested = this.focus;
+    const { layer, head } = this.clampedFocus(a);
+    const where = !PER_HEAD.has(s.colorMetric) ? 'per token' : layer < 0 && head < 0 ? 'mean of all heads' : `${layer < 0 ? 'all layers' : `L${layer}`}.${head < 0 ? 'mean' : `H${head}`}`;
+    this.legend.text = `$(symbol-color) ${s.colorMetric} ${where} ${fmt(q.lo)} ▁▃▅▇ ${fmt(q.hi)}`;
+    const notes = [
+      requested.fromExplorer ? 'Focus chosen in the Attention Explorer.' : '',
+      requested.layer >= a.record.L || requested.head >= a.record.H ? `The focus L${requested.layer}.H${requested.head} is outside the model (${a.record.L} layers × ${a.record.H} heads): the mean is shown.` : '',
+      q.valued < a.record.N ? `${a.record.N - q.valued} of ${a.record.N} tokens have no value and are not coloured.` : '',
+    ].filter(Boolean);
+    const md = new vscode.MarkdownString(`**Head Lens colours**: ${METRIC_NAMES[s.colorMetric]}, ${where}; ${LEVELS} levels from ${fmt(q.lo)} to ${fmt(q.hi)} (the top level holds the highest ${Math.round((1 - TOP_QUANTILE) * 100)} %).\n\n${notes.join('\n\n')}${notes.length ? '\n\n' : ''}Click to change \`headlens.colorMetric\`, \`headlens.focusLayer\`, \`headlens.focusHead\`.`);
+    this.legend.tooltip = md;
+    this.legend.show();
   }
 
   dispose(): void {
@@ -85,6 +184,32 @@ export class TokenDecorations implements vscode.Disposable {
   }
 }
 
+/** Binary search: the first token whose end lies after `offset` (tokens are sorted and disjoint). */
+function firstTokenEndingAfter(a: DocumentAnalysis, offset: number): number {
+  const tokens = a.record.tokens;
+  let lo = 0, hi = tokens.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (tokens[mid].end <= offset) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * GPT-2 tokens carry their leading space (" softmax") and indentation is tokens of spaces:
+ * colour only the visible characters, and nothing for a token of whitespace.
+ */
+function trimmed(chunk: string, chunkStart: number, start: number, end: number): [number, number] | null {
+  while (start < end && /\s/.test(chunk[start - chunkStart])) start++;
+  while (end > start && /\s/.test(chunk[end - 1 - chunkStart])) end--;
+  return end > start ? [start, end] : null;
+}
+
 function fmt(v: number): string {
   return Math.abs(v) >= 0.01 || v === 0 ? v.toFixed(2) : v.toExponential(1);
+}
+
+export function register(store: AnalysisStore, settings: SettingsWatcher): TokenDecorations {
+  return new TokenDecorations(store, settings);
 }

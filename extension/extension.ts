@@ -1,84 +1,70 @@
 /**
- * Head Lens: activation only wires things together and pushes every disposable. Returns a small
- * API that the extension-host tests use (decorations applied, the engine's pid, the monitor).
+ * Head Lens: activation only wires the parts together and hands every disposable to VS Code.
+ * Nothing starts here: the engine is spawned on first use. Returns a small API for the
+ * extension-host tests (the engine's pid, the store, decoration counts, the monitor's buffer).
  */
 import * as vscode from 'vscode';
-import { Command } from './commands';
+import * as path from 'node:path';
 import { SettingsWatcher } from './settings';
-import { EngineManager, describeError } from './engine';
-import { AnalysisStore } from './analysis';
-import { TokenDecorations } from './decorations';
-import * as hover from './hover';
-import * as statusBar from './statusBar';
-import { ExplorerPanel } from './explorerPanel';
-import { MonitorView } from './monitorView';
-import { TrainingController } from './training';
-import { exportAnalysis } from './exportCmd';
-import { installGpuBackend } from './gpu';
+import { EngineClient } from './engineClient';
+import { AnalysisStore, register as registerAnalysis } from './analysis';
+import { TokenDecorations, register as registerDecorations } from './decorations';
+import { register as registerHover } from './hover';
+import { register as registerStatusBar } from './statusBar';
+import { ExplorerPanel, register as registerExplorer } from './explorerPanel';
+import { MonitorView, register as registerMonitor } from './monitorView';
+import { TrainingController, register as registerTraining } from './training';
+import { register as registerExport } from './export';
+import { register as registerGpu } from './gpu';
 
 export interface HeadLensApi {
-  engine: EngineManager;
+  engine: EngineClient;
   store: AnalysisStore;
-  decorationCount(uri: vscode.Uri): number;
-  monitorEventCount(): number;
   training: TrainingController;
+  explorer: ExplorerPanel;
+  decorations: TokenDecorations;
+  /** Tokens decorated in the visible editor of `uri` (0 when none). */
+  decorationCount(uri: vscode.Uri): number;
+  /** Training events the monitor holds for replay. */
+  monitorEventCount(): number;
 }
 
 export function activate(ctx: vscode.ExtensionContext): HeadLensApi {
   const log = vscode.window.createOutputChannel('Head Lens', { log: true });
   const settings = new SettingsWatcher();
-  const engine = new EngineManager(ctx, settings, log);
+  const gpuModulePath = path.join(ctx.globalStorageUri.fsPath, 'gpu');
+  const engine = new EngineClient(ctx.extensionPath, gpuModulePath, settings, log);
   const store = new AnalysisStore(engine, settings);
-  const decorations = new TokenDecorations(store, settings);
-  const explorer = new ExplorerPanel(ctx.extensionUri, store);
-  let training: TrainingController;
-  const monitor = new MonitorView(ctx.extensionUri, (cmd, runId) => void training.control(cmd, runId));
-  training = new TrainingController(engine, monitor, ctx.globalStorageUri);
-  ctx.subscriptions.push(log, settings, engine, store, decorations, explorer, monitor, training, hover.register(store), statusBar.register(engine));
-  ctx.subscriptions.push(vscode.window.registerWebviewViewProvider(MonitorView.viewId, monitor, { webviewOptions: { retainContextWhenHidden: false } }));
+  const decorations = registerDecorations(store, settings);
+  const explorer = new ExplorerPanel(ctx.extensionUri, store, decorations, settings);
+  // the monitor's buttons drive the training controller, which feeds the monitor (the closure
+  // runs only on a click, long after both exist)
+  const monitor = new MonitorView(ctx.extensionUri, (command, runId) => void training.control(command, runId));
+  const training = new TrainingController(engine, monitor, vscode.Uri.joinPath(ctx.globalStorageUri, 'runs'));
 
-  const register = (id: Command, fn: (...args: never[]) => unknown) => ctx.subscriptions.push(vscode.commands.registerCommand(id, fn));
-  register(Command.Analyze, async (whole?: boolean) => {
-    const editor = vscode.window.activeTextEditor;
-    if (!editor) return void vscode.window.showWarningMessage('Head Lens: open a file to analyse first.');
-    return store.analyze(editor, AnalysisStore.rangeFor(editor, whole === true));
-  });
-  register(Command.LoadModel, async () => {
-    const starter = 'Use the embedded starter model';
-    const pick = await vscode.window.showQuickPick(['Choose a checkpoint file…', starter], { title: 'Head Lens: model' });
-    if (!pick) return;
-    let modelPath = '';
-    if (pick !== starter) {
-      const files = await vscode.window.showOpenDialog({ canSelectMany: false, filters: { Checkpoints: ['safetensors', 'pt', 'pth'] }, title: 'Head Lens: model checkpoint' });
-      if (!files?.length) return;
-      modelPath = files[0].fsPath;
-    }
-    const target = vscode.workspace.workspaceFolders ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global;
-    await vscode.workspace.getConfiguration('headlens').update('modelPath', modelPath, target);
-    try {
-      const m = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'Head Lens: loading the model' }, () => engine.ensureModel());
-      store.clear();
-      void vscode.window.showInformationMessage(`Head Lens: loaded ${m.family} (${m.paramCount.toLocaleString()} parameters)${m.note ? ` — ${m.note}` : ''}.`);
-    } catch (e) {
-      const msg = describeError(e);
-      if (msg) void vscode.window.showErrorMessage(`Head Lens: ${msg}`);
-    }
-  });
-  register(Command.ShowExplorer, () => explorer.show());
-  register(Command.OpenExplorerAt, (uri: string, token: number) => explorer.show(uri, token));
-  register(Command.Train, () => training.pickAndStart());
-  register(Command.StopTraining, () => training.control('stop'));
-  register(Command.ClearAnnotations, () => store.clear());
-  register(Command.Export, (format?: 'json' | 'svg' | 'png', target?: vscode.Uri) => exportAnalysis(store, explorer, format, target));
-  register(Command.InstallGpu, () => installGpuBackend(ctx, engine));
+  ctx.subscriptions.push(
+    log, settings, engine, store, decorations, explorer, monitor, training,
+    registerAnalysis(store),
+    registerHover(store),
+    registerStatusBar(engine, settings),
+    registerExplorer(explorer),
+    registerMonitor(monitor),
+    registerTraining(training),
+    registerExport(store, explorer),
+    registerGpu({ extensionPath: ctx.extensionPath, modulePath: gpuModulePath }, engine, settings),
+  );
 
   return {
     engine,
     store,
     training,
+    explorer,
+    decorations,
     decorationCount: (uri) => decorations.counts.get(uri.toString()) ?? 0,
     monitorEventCount: () => monitor.eventCount,
   };
 }
 
-export function deactivate(): void {}
+export function deactivate(): void {
+  // everything is in ctx.subscriptions: disposing the engine client shuts the engine down
+}

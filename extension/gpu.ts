@@ -1,46 +1,73 @@
 /**
- * Install GPU Backend: installs `webgpu` (and, if asked, tfjs-node-gpu) into the extension's global
- * storage with progress, checks that it loads, restarts the engine on it, or explains in one line.
+ * Install GPU Backend: runs the engine's `install-gpu` (the `webgpu` package, or tfjs-node-gpu if
+ * asked) into the extension's global storage with progress, then switches `headlens.backend` to it
+ * and restarts the engine — or says in one line why it could not.
  */
 import * as vscode from 'vscode';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
-import type { EngineManager } from './engine';
+import { Command } from './commands';
+import { describeError, type EngineClient } from './engineClient';
+import type { SettingsWatcher } from './settings';
 
-export async function installGpuBackend(ctx: vscode.ExtensionContext, engine: EngineManager): Promise<void> {
-  const choice = await vscode.window.showQuickPick(
-    [
-      { label: 'WebGPU (Dawn: Vulkan / Metal / D3D12)', detail: 'npm package "webgpu" — no CUDA toolkit needed', id: 'webgpu' },
-      { label: 'TensorFlow CUDA (tfjs-node-gpu)', detail: 'downloads libtensorflow; needs CUDA 11.2 and cuDNN 8.1', id: 'tfjs-node-gpu' },
-    ],
-    { title: 'Head Lens: install a GPU backend' },
-  );
+const CHOICES = [
+  { label: 'WebGPU (Dawn: Vulkan / Metal / D3D12)', detail: 'npm package "webgpu": no CUDA toolkit needed', id: 'webgpu', backend: 'webgpu' },
+  { label: 'TensorFlow CUDA (tfjs-node-gpu)', detail: 'downloads libtensorflow; needs CUDA 11.2 and cuDNN 8.1', id: 'tfjs-node-gpu', backend: 'tensorflow-gpu' },
+] as const;
+
+export interface GpuPaths {
+  extensionPath: string;
+  /** Where the optional GPU packages go (the engine is told about it at `initialize`). */
+  modulePath: string;
+}
+
+/** Run the installer; resolves true when it exited 0. Its stderr goes to the log and the progress. */
+function runInstaller(args: string[], runtime: string, engine: EngineClient, progress: vscode.Progress<{ message?: string }>, token: vscode.CancellationToken): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const child = spawn(runtime, args, { env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' } });
+    const sub = token.onCancellationRequested(() => child.kill());
+    let lastLine = '';
+    child.stderr.on('data', (d: Buffer) => {
+      for (const line of d.toString().split('\n').filter(Boolean)) {
+        lastLine = line;
+        engine.log.info(`[install-gpu] ${line}`);
+        progress.report({ message: line.slice(0, 80) });
+      }
+    });
+    child.on('error', (e) => {
+      sub.dispose();
+      void vscode.window.showErrorMessage(`Head Lens: the GPU installer did not start (${e.message}): check headlens.engine.nodePath`);
+      resolve(false);
+    });
+    child.on('exit', (code) => {
+      sub.dispose();
+      if (code !== 0 && !token.isCancellationRequested) {
+        void vscode.window.showErrorMessage(`Head Lens: ${lastLine.replace(/^headlens: /, '') || `the GPU installer exited with code ${code}`} (details in the Head Lens output)`);
+      }
+      resolve(code === 0);
+    });
+  });
+}
+
+export async function installGpuBackend(paths: GpuPaths, engine: EngineClient, settings: SettingsWatcher): Promise<void> {
+  const choice = await vscode.window.showQuickPick(CHOICES, { title: 'Head Lens: install a GPU backend' });
   if (!choice) return;
-  const dir = path.join(ctx.globalStorageUri.fsPath, 'gpu');
-  const args = [path.join(ctx.extensionPath, 'dist', 'engine.js'), 'install-gpu', '--dir', dir, ...(choice.id === 'tfjs-node-gpu' ? ['--tfjs-node-gpu'] : [])];
+  const args = [path.join(paths.extensionPath, 'dist', 'engine.js'), 'install-gpu', '--dir', paths.modulePath, ...(choice.id === 'tfjs-node-gpu' ? ['--tfjs-node-gpu'] : [])];
+  const runtime = settings.current.nodePath || process.execPath;
   const ok = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'Head Lens: installing the GPU backend', cancellable: true }, (progress, token) =>
-    new Promise<boolean>((resolve) => {
-      const child = spawn(process.execPath, args, { env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' } });
-      token.onCancellationRequested(() => child.kill());
-      let lastLine = '';
-      child.stderr.on('data', (d: Buffer) => {
-        for (const l of d.toString().split('\n').filter(Boolean)) {
-          lastLine = l;
-          engine.log.info(`[install-gpu] ${l}`);
-          progress.report({ message: l.slice(0, 80) });
-        }
-      });
-      child.on('exit', (code) => {
-        if (code === 0) resolve(true);
-        else {
-          void vscode.window.showErrorMessage(`Head Lens: ${lastLine.replace(/^headlens: /, '') || `the installer exited with code ${code}`}`);
-          resolve(false);
-        }
-      });
-    }),
+    runInstaller(args, runtime, engine, progress, token),
   );
   if (!ok) return;
-  await vscode.workspace.getConfiguration('headlens').update('backend', choice.id === 'webgpu' ? 'webgpu' : 'tensorflow-gpu', vscode.ConfigurationTarget.Global);
-  await engine.restart();
-  void vscode.window.showInformationMessage(`Head Lens: engine running on ${engine.init?.backend.name} (${engine.init?.device.name}).`);
+  await vscode.workspace.getConfiguration('headlens').update('backend', choice.backend, vscode.ConfigurationTarget.Global);
+  settings.refresh();
+  try {
+    await engine.restart();
+    void vscode.window.showInformationMessage(`Head Lens: the engine runs on ${engine.init?.backend.name} (${engine.init?.device.name}).`);
+  } catch (e) {
+    void vscode.window.showErrorMessage(`Head Lens: ${describeError(e)}`);
+  }
+}
+
+export function register(paths: GpuPaths, engine: EngineClient, settings: SettingsWatcher): vscode.Disposable {
+  return vscode.commands.registerCommand(Command.InstallGpu, () => installGpuBackend(paths, engine, settings));
 }

@@ -1,20 +1,64 @@
 /**
- * Hover on an analysed token: its head codes — a layer × head grid (attention max, loraTok,
- * entropy), the latent code to its most-attended key with that key's text, NLL and the top-5
- * next tokens, and a link to open the Attention Explorer at this token.
+ * Hover on an analysed token: its head codes — a layer × head table of attention max, loraTok
+ * (adaptive models) and attention entropy — the latent code z[l][t][k*] to its most-attended key
+ * with that key's text (one row per layer), the NLL and top-5 predictions, and a link that opens
+ * the Attention Explorer at this token.
  */
 import * as vscode from 'vscode';
-import type { AnalysisStore } from './analysis';
+import type { AnalysisRecord } from '../engine/record';
+import type { AnalysisStore, DocumentAnalysis } from './analysis';
 import { Command } from './commands';
 
-function cell(v: number | null, digits = 2): string {
+function num(v: number | null, digits = 2): string {
   if (v === null || !Number.isFinite(v)) return '—';
   return Math.abs(v) >= 0.01 || v === 0 ? v.toFixed(digits) : v.toExponential(1);
 }
 
-function code(s: string): string {
-  const shown = s.replace(/\n/g, '↵').replace(/\t/g, '⇥').replace(/`/g, 'ˋ').replace(/\|/g, '¦');
+/** Token text as inline code that cannot break the markdown (newlines, backticks, table pipes). */
+function tokenCode(s: string): string {
+  const shown = s.replace(/\r?\n/g, '↵').replace(/\t/g, '⇥').replace(/`/g, 'ˋ').replace(/\|/g, '¦');
   return '`' + (shown || '∅') + '`';
+}
+
+function headCodeTable(r: AnalysisRecord, t: number): string {
+  const adaptive = !!r.loraTok;
+  const header = `| | ${Array.from({ length: r.H }, (_, h) => `H${h}`).join(' | ')} |\n|---|${'---:|'.repeat(r.H)}\n`;
+  const rows = r.headCodes(t).map((row, l) => `| L${l} | ${row.map((c) => [num(c.max), ...(adaptive ? [num(c.loraTok)] : []), num(c.entropy)].join(' / ')).join(' | ')} |`);
+  return `Head codes — attention max${adaptive ? ' / loraTok' : ''} / entropy:\n\n${header}${rows.join('\n')}\n\n`;
+}
+
+function latentCodeTable(r: AnalysisRecord, t: number): string {
+  const rows = Array.from({ length: r.L }, (_, l) => {
+    const { key, code } = r.latent(l, t);
+    return `| L${l} | #${key} ${tokenCode(r.tokens[key]?.text ?? '')} | [${code.map((v) => v.toFixed(3)).join(', ')}] |`;
+  });
+  return `Latent code z = (attention of each head) to the most-attended key:\n\n| | key | z |\n|---|---|---|\n${rows.join('\n')}\n\n`;
+}
+
+function predictions(a: DocumentAnalysis, t: number): string {
+  const r = a.record;
+  const nll = r.nll[t];
+  const what = a.model.causal ? 'next token' : 'token';
+  const parts = [];
+  if (Number.isFinite(nll)) parts.push(`NLL of the ${what} ${num(nll, 3)}`);
+  const top = r.top(t).slice(0, 5);
+  if (top.length) parts.push(`top ${top.length}: ${top.map((p) => `${tokenCode(a.result.vocabText[p.id] ?? String(p.id))} ${(p.p * 100).toFixed(1)} %`).join(' · ')}`);
+  if (r.leak && Number.isFinite(r.leak[t])) parts.push(`causality leak ${num(r.leak[t], 4)}`);
+  return parts.length ? parts.join(' — ') + '\n\n' : '';
+}
+
+export function headCodesMarkdown(a: DocumentAnalysis, t: number): vscode.MarkdownString {
+  const r = a.record;
+  const tok = r.tokens[t];
+  const md = new vscode.MarkdownString(undefined, true);
+  md.isTrusted = { enabledCommands: [Command.OpenExplorerAt] };
+  md.appendMarkdown(`**Head Lens** · token #${t} ${tokenCode(tok.text)} · id ${tok.id}\n\n`);
+  md.appendMarkdown(headCodeTable(r, t));
+  md.appendMarkdown(latentCodeTable(r, t));
+  md.appendMarkdown(predictions(a, t));
+  const args = encodeURIComponent(JSON.stringify([a.uri, t]));
+  md.appendMarkdown(`[$(graph) Open in Attention Explorer](command:${Command.OpenExplorerAt}?${args} "Show this token in the Attention Explorer")`);
+  return md;
 }
 
 export function register(store: AnalysisStore): vscode.Disposable {
@@ -22,29 +66,10 @@ export function register(store: AnalysisStore): vscode.Disposable {
     provideHover(doc, pos) {
       const a = store.get(doc.uri.toString());
       if (!a || a.version !== doc.version) return undefined;
-      const r = a.record;
-      const t = r.tokenAt(doc.offsetAt(pos));
+      const t = a.record.tokenAt(doc.offsetAt(pos));
       if (t < 0) return undefined;
-      const tok = r.tokens[t];
-      const md = new vscode.MarkdownString(undefined, true);
-      md.isTrusted = { enabledCommands: [Command.OpenExplorerAt] };
-      md.appendMarkdown(`**Head Lens** · token #${t} ${code(tok.text)} · id ${tok.id}` + (Number.isFinite(r.nll[t]) ? ` · NLL ${cell(r.nll[t], 3)}` : '') + '\n\n');
-      const adaptive = !!r.loraTok;
-      md.appendMarkdown(`Head codes (attention max${adaptive ? ' / loraTok' : ''} / entropy):\n\n`);
-      md.appendMarkdown(`| layer | ${Array.from({ length: r.H }, (_, h) => `H${h}`).join(' | ')} |\n|---|${'---|'.repeat(r.H)}\n`);
-      r.headCodes(t).forEach((row, l) => {
-        md.appendMarkdown(`| L${l} | ${row.map((c) => `${cell(c.max)}${adaptive ? ` / ${cell(c.loraTok)}` : ''} / ${cell(c.entropy)}`).join(' | ')} |\n`);
-      });
-      const last = r.L - 1;
-      const lat = r.latent(last, t);
-      const key = r.tokens[lat.key];
-      md.appendMarkdown(`\nLatent code (layer ${last}) to its most-attended key #${lat.key} ${code(key?.text ?? '')}: [${lat.code.map((v) => v.toFixed(3)).join(', ')}]\n\n`);
-      const top = r.top(t);
-      if (top.length) md.appendMarkdown(`Top next tokens: ${top.map((p) => `${code(a.result.vocabText[p.id] ?? String(p.id))} ${(p.p * 100).toFixed(1)}%`).join(' · ')}\n\n`);
-      if (r.leak && Number.isFinite(r.leak[t])) md.appendMarkdown(`Causality leak: ${cell(r.leak[t], 4)}\n\n`);
-      const args = encodeURIComponent(JSON.stringify([doc.uri.toString(), t]));
-      md.appendMarkdown(`[Open in Attention Explorer](command:${Command.OpenExplorerAt}?${args})`);
-      return new vscode.Hover(md, new vscode.Range(doc.positionAt(tok.start), doc.positionAt(tok.end)));
+      const tok = a.record.tokens[t];
+      return new vscode.Hover(headCodesMarkdown(a, t), new vscode.Range(doc.positionAt(tok.start), doc.positionAt(tok.end)));
     },
   });
 }

@@ -1,54 +1,91 @@
-/** Typed settings mirroring `contributes.configuration` (re-read only on affectsConfiguration). */
+/**
+ * Typed settings mirroring `contributes.configuration` in package.json. They are read once and
+ * re-read only when a change event says `affectsConfiguration('headlens')`, so the hot paths
+ * (decorations on every scroll, hovers) never call `getConfiguration`.
+ */
 import * as vscode from 'vscode';
 import type { BackendChoice } from '../engine/protocol';
 import type { ColorMetric } from '../engine/record';
 
 export interface Settings {
+  /** Checkpoint to load; empty: the embedded starter model. */
   modelPath: string;
+  /** Optional JSON config for what checkpoint shapes cannot tell. */
   configPath: string;
   backend: BackendChoice;
+  /** Tokens per analysis window; 0: the model's block size. */
   windowSize: number;
   colorMetric: ColorMetric;
+  /** −1: the mean over layers. */
   focusLayer: number;
+  /** −1: the mean over heads. */
   focusHead: number;
   maxAnnotatedTokens: number;
   analyzeOnEdit: boolean;
+  /** Node binary that runs the engine; empty: the extension host's own runtime. */
   nodePath: string;
 }
 
 export const SECTION = 'headlens';
 
+const METRICS: readonly ColorMetric[] = ['loraRel', 'loraTok', 'entropy', 'nll', 'leak', 'attnMax'];
+const BACKENDS: readonly BackendChoice[] = ['auto', 'tensorflow-gpu', 'tensorflow', 'webgpu', 'wasm', 'cpu'];
+
+/** A value from settings.json is whatever the user typed: keep it only when it is one of the allowed ones. */
+function oneOf<T extends string>(value: string | undefined, allowed: readonly T[], fallback: T): T {
+  return allowed.includes(value as T) ? (value as T) : fallback;
+}
+
+function integer(value: number | undefined, min: number, fallback: number): number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= min ? value : fallback;
+}
+
 export function readSettings(): Settings {
   const c = vscode.workspace.getConfiguration(SECTION);
   return {
-    modelPath: c.get<string>('modelPath', ''),
-    configPath: c.get<string>('configPath', ''),
-    backend: c.get<BackendChoice>('backend', 'auto'),
-    windowSize: c.get<number>('windowSize', 0),
-    colorMetric: c.get<ColorMetric>('colorMetric', 'loraRel'),
-    focusLayer: c.get<number>('focusLayer', -1),
-    focusHead: c.get<number>('focusHead', -1),
-    maxAnnotatedTokens: c.get<number>('maxAnnotatedTokens', 5000),
-    analyzeOnEdit: c.get<boolean>('analyzeOnEdit', false),
-    nodePath: c.get<string>('engine.nodePath', ''),
+    modelPath: c.get<string>('modelPath', '').trim(),
+    configPath: c.get<string>('configPath', '').trim(),
+    backend: oneOf(c.get<string>('backend'), BACKENDS, 'auto'),
+    windowSize: integer(c.get<number>('windowSize'), 0, 0),
+    colorMetric: oneOf(c.get<string>('colorMetric'), METRICS, 'loraRel'),
+    focusLayer: integer(c.get<number>('focusLayer'), -1, -1),
+    focusHead: integer(c.get<number>('focusHead'), -1, -1),
+    maxAnnotatedTokens: integer(c.get<number>('maxAnnotatedTokens'), 1, 5000),
+    analyzeOnEdit: c.get<boolean>('analyzeOnEdit', false) === true,
+    nodePath: c.get<string>('engine.nodePath', '').trim(),
   };
 }
 
+/** `headlens.modelPath` for this workspace, or for the user where workspace values do not apply. */
+export async function setModelPath(modelPath: string): Promise<void> {
+  // in an untrusted workspace VS Code ignores the workspace's value of this restricted setting
+  const target = vscode.workspace.workspaceFolders && vscode.workspace.isTrusted ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global;
+  await vscode.workspace.getConfiguration(SECTION).update('modelPath', modelPath, target);
+}
+
+export type SettingsListener = (s: Settings, e: vscode.ConfigurationChangeEvent) => void;
+
 export class SettingsWatcher implements vscode.Disposable {
   current = readSettings();
-  private readonly sub: vscode.Disposable;
-  private readonly listeners: ((s: Settings, e: vscode.ConfigurationChangeEvent) => void)[] = [];
-  constructor() {
-    this.sub = vscode.workspace.onDidChangeConfiguration((e) => {
-      if (!e.affectsConfiguration(SECTION)) return;
-      this.current = readSettings();
-      for (const fn of this.listeners) fn(this.current, e);
-    });
+  private readonly listeners = new Set<SettingsListener>();
+  private readonly sub = vscode.workspace.onDidChangeConfiguration((e) => {
+    if (!e.affectsConfiguration(SECTION)) return;
+    this.current = readSettings();
+    for (const fn of this.listeners) fn(this.current, e);
+  });
+
+  /** Re-read now, after this extension wrote a setting itself (the change event comes later). */
+  refresh(): void {
+    this.current = readSettings();
   }
-  onChange(fn: (s: Settings, e: vscode.ConfigurationChangeEvent) => void): void {
-    this.listeners.push(fn);
+
+  onChange(fn: SettingsListener): vscode.Disposable {
+    this.listeners.add(fn);
+    return { dispose: () => this.listeners.delete(fn) };
   }
+
   dispose(): void {
+    this.listeners.clear();
     this.sub.dispose();
   }
 }

@@ -1,26 +1,75 @@
-/** Status-bar item: model + backend; click → Load Model…. */
+/**
+ * The status-bar item — the loaded model and the engine's backend — and Load Model…, which it
+ * runs on click: a checkpoint of the workspace, any file, or the embedded starter model.
+ */
 import * as vscode from 'vscode';
-import type { EngineManager } from './engine';
+import * as path from 'node:path';
 import { Command } from './commands';
+import { describeError, type EngineClient } from './engineClient';
+import { setModelPath, type SettingsWatcher } from './settings';
 
-export function register(engine: EngineManager): vscode.Disposable {
+const STARTER = 'starter';
+
+function itemText(engine: EngineClient): string {
+  const m = engine.model, i = engine.init;
+  const model = !m ? 'no model' : m.path.includes(STARTER) ? `${m.family} (starter)` : `${m.family} (${path.basename(m.path)})`;
+  return `$(pulse) ${model}${i ? ` · ${i.backend.name}` : ''}`;
+}
+
+function itemTooltip(engine: EngineClient): vscode.MarkdownString {
+  const m = engine.model, i = engine.init;
+  const model = m
+    ? `**Model** ${m.path}: ${m.family}, ${m.paramCount.toLocaleString('en')} parameters, ${m.config.n_layer} layers × ${m.config.n_head} heads, block ${m.config.block_size}${m.note ? ` (${m.note})` : ''}`
+    : '**Model** not loaded yet: Analyze Attention loads `headlens.modelPath` (empty: the embedded starter model)';
+  const backend = i ? `**Backend** ${i.backend.name} on ${i.device.name}${i.device.vendor ? ` (${i.device.vendor})` : ''}: ${i.backend.reason}` : '**Engine** not running (it starts on first use)';
+  return new vscode.MarkdownString([model, backend, 'Click to load another model.'].join('\n\n'));
+}
+
+type ModelPick = vscode.QuickPickItem & { modelPath?: string; browse?: boolean };
+
+async function pickModelPath(): Promise<string | undefined> {
+  const found = await vscode.workspace.findFiles('**/*.{safetensors,pt,pth}', '**/{node_modules,.git}/**', 50);
+  const items: ModelPick[] = [
+    { label: '$(file-directory) Choose a checkpoint file…', browse: true },
+    { label: '$(package) Embedded starter model', description: 'adaptive, trained on the d3 sources', modelPath: '' },
+    ...found.map((f) => ({ label: `$(file-binary) ${vscode.workspace.asRelativePath(f)}`, modelPath: f.fsPath })),
+  ];
+  const pick = await vscode.window.showQuickPick(items, { title: 'Head Lens: load a model', placeHolder: 'a checkpoint (.safetensors, .pt, .pth) or the starter model' });
+  if (!pick) return undefined;
+  if (!pick.browse) return pick.modelPath;
+  const files = await vscode.window.showOpenDialog({ canSelectMany: false, filters: { Checkpoints: ['safetensors', 'pt', 'pth'] }, title: 'Head Lens: model checkpoint' });
+  return files?.[0]?.fsPath;
+}
+
+/** Load Model…: with a path (from a finished training run) it skips the picker. */
+async function loadModel(engine: EngineClient, settings: SettingsWatcher, given?: string): Promise<void> {
+  const modelPath = typeof given === 'string' ? given : await pickModelPath();
+  if (modelPath === undefined) return;
+  if (modelPath && !(await engine.confirmUntrusted(modelPath))) return;
+  await setModelPath(modelPath);
+  settings.refresh(); // the change event may come after this resolves
+  try {
+    const m = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'Head Lens: loading the model', cancellable: true }, (_, token) => engine.ensureModel(token, true));
+    void vscode.window.showInformationMessage(`Head Lens: loaded ${m.family} (${m.paramCount.toLocaleString('en')} parameters)${m.note ? `: ${m.note}` : ''}.`);
+  } catch (e) {
+    const msg = describeError(e);
+    if (msg) void vscode.window.showErrorMessage(`Head Lens: could not load ${modelPath || 'the starter model'}: ${msg}`);
+  }
+}
+
+export function register(engine: EngineClient, settings: SettingsWatcher): vscode.Disposable {
   const item = vscode.window.createStatusBarItem('headlens.model', vscode.StatusBarAlignment.Right, 100);
   item.name = 'Head Lens model';
   item.command = Command.LoadModel;
   const update = () => {
-    const m = engine.model, i = engine.init;
-    const model = m ? `${m.family}${m.path.includes('starter') ? ' (starter)' : ''}` : 'no model';
-    item.text = `$(pulse) ${model}${i ? ` · ${i.backend.name}` : ''}`;
-    item.tooltip = new vscode.MarkdownString(
-      [
-        m ? `**Model** ${m.path} — ${m.family}, ${m.paramCount.toLocaleString()} parameters${m.note ? ` (${m.note})` : ''}` : '**Model** not loaded yet',
-        i ? `**Backend** ${i.backend.name} on ${i.device.name}${i.device.vendor ? ` (${i.device.vendor})` : ''} — ${i.backend.reason}` : '**Engine** not started',
-        'Click to load another model.',
-      ].join('\n\n'),
-    );
-    item.show();
+    item.text = itemText(engine);
+    item.tooltip = itemTooltip(engine);
   };
   update();
-  const sub = engine.onDidChange(update);
-  return { dispose: () => (sub.dispose(), item.dispose()) };
+  item.show();
+  return vscode.Disposable.from(
+    item,
+    engine.onDidChange(update),
+    vscode.commands.registerCommand(Command.LoadModel, (modelPath?: string) => loadModel(engine, settings, modelPath)),
+  );
 }

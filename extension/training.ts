@@ -1,92 +1,145 @@
 /**
- * Train Model…: pick files/folders of the workspace, the family and the number of steps; the run
- * streams into the sidebar monitor. Stop Training stops it promptly (a checkpoint is kept).
+ * Train Model…: pick files and folders of the workspace, the family, a size and the number of
+ * steps; the run's events stream into the sidebar monitor, its step count into the status bar.
+ * Stop Training stops it promptly (the engine keeps a checkpoint), and a finished run offers to
+ * load its checkpoint.
  */
 import * as vscode from 'vscode';
 import * as path from 'node:path';
-import { FAMILIES, type Family, type TrainResult } from '../engine/protocol';
-import { describeError, type EngineManager } from './engine';
-import type { MonitorView } from './monitorView';
+import { FAMILIES, type Family, type ModelConfig, type TrainParams, type TrainResult } from '../engine/protocol';
+import { Command } from './commands';
+import { describeError, type EngineClient } from './engineClient';
+import { MonitorView } from './monitorView';
 
-/** Model sizes offered by Train Model… (GPT-2 vocabulary in every case). */
-const SIZES: { label: string; detail: string; config?: Record<string, unknown> }[] = [
-  { label: 'tiny', detail: 'width 32, 1 layer, 4 heads — seconds per step on a CPU', config: { n_layer: 1, n_head: 4, n_embd: 32, hyper: { rank: 4 } } },
-  { label: 'small', detail: 'width 64, 2 layers, 4 heads', config: { n_layer: 2, n_head: 4, n_embd: 64, hyper: { rank: 4 } } },
-  { label: 'a-gpt default', detail: 'width 256, 4 layers, 4 heads (30M parameters) — wants a GPU' },
+/** Model sizes offered (GPT-2 vocabulary in every case; the hypernetwork as a-gpt's, smaller rank). */
+const SIZES: { label: string; detail: string; config?: Partial<ModelConfig> }[] = [
+  { label: 'tiny', detail: 'width 32, 1 layer, 4 heads: seconds per step on a CPU', config: { n_layer: 1, n_head: 4, n_embd: 32, hyper: { rank: 4, n_heads: 2, n_layers: 2, alpha: 1 } } },
+  { label: 'small', detail: 'width 64, 2 layers, 4 heads', config: { n_layer: 2, n_head: 4, n_embd: 64, hyper: { rank: 4, n_heads: 2, n_layers: 2, alpha: 1 } } },
+  { label: 'a-gpt default', detail: 'width 256, 4 layers, 4 heads (30M parameters): wants a GPU' },
 ];
+
+const TEXT_FILES = '**/*.{py,ts,tsx,js,jsx,mjs,md,txt,rst,rs,go,java,kt,c,cc,cpp,h,hpp,cs,rb,php,sh,json,yaml,yml,toml,html,css}';
+const NOT_DATA = '**/{node_modules,.git,dist,out,build,.venv,venv,__pycache__}/**';
+
+export interface TrainOptions {
+  data: string[];
+  family: Family;
+  steps: number;
+  batchSize?: number;
+  seqLen?: number;
+  config?: Partial<ModelConfig>;
+}
+
+type DataItem = vscode.QuickPickItem & { fsPath: string };
 
 export class TrainingController implements vscode.Disposable {
   private runId: string | null = null;
   private cts: vscode.CancellationTokenSource | null = null;
 
-  constructor(private readonly engine: EngineManager, private readonly monitor: MonitorView, private readonly storage: vscode.Uri) {}
+  constructor(private readonly engine: EngineClient, private readonly monitor: MonitorView, private readonly runsDir: vscode.Uri) {}
 
   get active(): boolean {
     return this.cts !== null;
   }
 
+  /** The pickers of Train Model…; undefined when the user backs out. */
   async pickAndStart(): Promise<TrainResult | undefined> {
     if (this.active) {
-      void vscode.window.showInformationMessage('Head Lens: a training run is already active (Head Lens: Stop Training).');
+      void vscode.window.showInformationMessage('Head Lens: a training run is already active: stop it first (Head Lens: Stop Training).');
       return undefined;
     }
-    const folders = vscode.workspace.workspaceFolders ?? [];
-    const items: (vscode.QuickPickItem & { fsPath: string })[] = folders.map((f) => ({ label: `$(folder) ${f.name}`, description: 'whole folder', fsPath: f.uri.fsPath }));
-    const files = await vscode.workspace.findFiles('**/*.{py,ts,js,md,txt,rs,go,java,c,cpp,h,json}', '**/{node_modules,.git,dist,out}/**', 500);
-    for (const f of files) items.push({ label: `$(file) ${vscode.workspace.asRelativePath(f)}`, fsPath: f.fsPath });
-    const picked = await vscode.window.showQuickPick(items, { canPickMany: true, title: 'Head Lens: training data (files or folders)', placeHolder: 'pick the text to train on' });
+    const picked = await vscode.window.showQuickPick(dataItems(), { canPickMany: true, title: 'Head Lens: training data (files or folders)', placeHolder: 'pick the text to train on', matchOnDescription: true });
     if (!picked?.length) return undefined;
     const family = await vscode.window.showQuickPick(['adaptive', ...FAMILIES.filter((f) => f !== 'adaptive')].map((f) => ({ label: f })), { title: 'Model family' });
     if (!family) return undefined;
-    const size = await vscode.window.showQuickPick(SIZES.map((s) => ({ label: s.label, detail: s.detail, config: s.config })), { title: 'Model size' });
+    const size = await vscode.window.showQuickPick(SIZES, { title: 'Model size' });
     if (!size) return undefined;
-    const stepsText = await vscode.window.showInputBox({ title: 'Training steps', value: '200', validateInput: (v) => (/^[1-9]\d*$/.test(v) ? undefined : 'a positive whole number') });
+    const stepsText = await vscode.window.showInputBox({ title: 'Training steps', value: '200', validateInput: (v) => (/^[1-9]\d*$/.test(v.trim()) ? undefined : 'a whole number of steps, at least 1') });
     if (!stepsText) return undefined;
-    return this.start({ data: picked.map((p) => p.fsPath), family: family.label as Family, steps: Number(stepsText), config: size.config });
+    return this.start({ data: picked.map((p) => p.fsPath), family: family.label as Family, steps: Number(stepsText.trim()), config: size.config });
   }
 
-  async start(p: { data: string[]; family: Family; steps: number; batchSize?: number; seqLen?: number; config?: Record<string, unknown> }): Promise<TrainResult | undefined> {
-    const out = path.join(this.storage.fsPath, 'runs', `${p.family}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
-    this.cts = new vscode.CancellationTokenSource();
-    void vscode.commands.executeCommand('headlens.monitor.focus');
+  /** Run one training to its end (or a stop); events go to the monitor. */
+  async start(o: TrainOptions): Promise<TrainResult | undefined> {
+    if (this.active) throw new Error('a training run is already active');
+    const out = vscode.Uri.joinPath(this.runsDir, `${o.family}-${new Date().toISOString().replace(/[:.]/g, '-')}`).fsPath;
+    const params: TrainParams = {
+      data: o.data, family: o.family, steps: o.steps, out, config: o.config,
+      batchSize: o.batchSize ?? 4, seqLen: o.seqLen ?? 128,
+      probeInterval: 5, evalInterval: Math.max(1, Math.floor(o.steps / 10)),
+    };
+    const cts = (this.cts = new vscode.CancellationTokenSource());
+    void vscode.commands.executeCommand('setContext', 'headlens.training', true); // Stop Training in menus
+    void vscode.commands.executeCommand(`${MonitorView.viewId}.focus`); // show the curves
     try {
-      const result = await this.engine.request(
-        'train/start',
-        { data: p.data, family: p.family, steps: p.steps, out, batchSize: p.batchSize ?? 4, seqLen: p.seqLen ?? 128, config: p.config as never, probeInterval: 5, evalInterval: Math.max(1, Math.floor(p.steps / 10)) },
-        this.cts.token,
-        (e) => {
-          if (e.kind === 'status' && e.state === 'starting') this.runId = e.runId;
+      const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'Head Lens training' }, (progress) =>
+        this.engine.request('train/start', params, cts.token, (e) => {
+          if (e.kind === 'status') this.runId = e.runId;
+          if (e.kind === 'step') progress.report({ message: `step ${e.step}/${o.steps}, loss ${e.loss.toFixed(3)}` });
           this.monitor.add(e);
-        },
+        }),
       );
-      void vscode.window.showInformationMessage(`Head Lens: training ${result.stoppedEarly ? 'stopped' : 'finished'} after ${result.steps} steps${result.bestValLoss !== null ? `, best validation loss ${result.bestValLoss.toFixed(3)}` : ''}${result.checkpoint ? ` (${result.checkpoint})` : ''}.`);
+      void this.announce(result);
       return result;
     } catch (e) {
       const msg = describeError(e);
       if (msg) void vscode.window.showErrorMessage(`Head Lens: training failed: ${msg}`);
       return undefined;
     } finally {
-      this.cts.dispose();
+      cts.dispose();
       this.cts = null;
       this.runId = null;
+      void vscode.commands.executeCommand('setContext', 'headlens.training', false);
     }
   }
 
-  async control(cmd: 'stop' | 'pause' | 'resume', runId?: string): Promise<void> {
+  /** Stop, pause or resume the active run (the monitor's buttons and Stop Training). */
+  async control(command: 'stop' | 'pause' | 'resume', runId?: string): Promise<void> {
     if (!this.active) {
-      if (cmd === 'stop') void vscode.window.showInformationMessage('Head Lens: no training run is active.');
+      if (command === 'stop') void vscode.window.showInformationMessage('Head Lens: no training run is active.');
       return;
     }
-    const method = cmd === 'stop' ? 'train/stop' : cmd === 'pause' ? 'train/pause' : 'train/resume';
+    const method = command === 'stop' ? 'train/stop' : command === 'pause' ? 'train/pause' : 'train/resume';
     try {
       await this.engine.request(method, { runId: runId ?? this.runId ?? undefined });
     } catch (e) {
       const msg = describeError(e);
-      if (msg) void vscode.window.showErrorMessage(`Head Lens: ${msg}`);
+      if (msg) void vscode.window.showErrorMessage(`Head Lens: ${command} failed: ${msg}`);
     }
+  }
+
+  private async announce(r: TrainResult): Promise<void> {
+    const what = `training ${r.stoppedEarly ? 'stopped' : 'finished'} after ${r.steps} steps${r.bestValLoss !== null ? `, best validation loss ${r.bestValLoss.toFixed(3)}` : ''}`;
+    if (!r.checkpoint) return void vscode.window.showInformationMessage(`Head Lens: ${what}.`);
+    const pick = await vscode.window.showInformationMessage(`Head Lens: ${what}. Checkpoint: ${r.checkpoint}`, 'Load Checkpoint');
+    if (pick) await vscode.commands.executeCommand(Command.LoadModel, r.checkpoint);
   }
 
   dispose(): void {
     this.cts?.cancel();
   }
+}
+
+/** Workspace folders, the folders that hold text files, and the files (at most 500). */
+async function dataItems(): Promise<DataItem[]> {
+  const roots = vscode.workspace.workspaceFolders ?? [];
+  const files = await vscode.workspace.findFiles(TEXT_FILES, NOT_DATA, 500);
+  const folders = new Set<string>();
+  for (const f of files) {
+    const dir = path.dirname(f.fsPath);
+    if (!roots.some((r) => r.uri.fsPath === dir)) folders.add(dir);
+  }
+  return [
+    ...roots.map((f) => ({ label: `$(root-folder) ${f.name}`, description: 'the whole workspace folder', fsPath: f.uri.fsPath })),
+    ...[...folders].sort().map((d) => ({ label: `$(folder) ${vscode.workspace.asRelativePath(d)}`, fsPath: d })),
+    ...files.map((f) => ({ label: `$(file) ${vscode.workspace.asRelativePath(f)}`, fsPath: f.fsPath })),
+  ];
+}
+
+/** Train Model… and Stop Training. */
+export function register(training: TrainingController): vscode.Disposable {
+  return vscode.Disposable.from(
+    vscode.commands.registerCommand(Command.Train, () => training.pickAndStart()),
+    vscode.commands.registerCommand(Command.StopTraining, () => training.control('stop')),
+  );
 }
