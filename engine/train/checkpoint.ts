@@ -82,9 +82,11 @@ function fromAgpt(file: string): ResumePoint {
   if (ck.optimizer && ck.optimizer.state.size) {
     const m = new Map<string, HostTensor>(), v = new Map<string, HostTensor>();
     let step = 0;
-    // PyTorch keys optimizer state by the parameter's index in model.parameters(); a-gpt's models
-    // have no persistent buffers, so that is the state_dict order
-    ck.stateDictOrder.forEach((name, i) => {
+    // PyTorch keys optimizer state by the parameter's index in model.parameters() (the reader
+    // matches indices to names past buffers and tied weights)
+    const order = ck.optimizerParamOrder;
+    if (!order) throw new BadInputError(`--resume ${file}: its optimizer state cannot be matched to the weights (parameter groups in another order?); use --init ${file} to start from the weights with a fresh optimizer`);
+    order.forEach((name, i) => {
       const s = ck.optimizer!.state.get(i);
       if (!s) return;
       m.set(name, s.exp_avg as HostTensor);
