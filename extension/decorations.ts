@@ -103,7 +103,7 @@ export class TokenDecorations implements vscode.Disposable {
   }
 
   update(): void {
-    let legendShown = false;
+    const shown: DocumentAnalysis[] = [];
     for (const editor of vscode.window.visibleTextEditors) {
       const uri = editor.document.uri.toString();
       const a = this.store.get(uri);
@@ -111,12 +111,11 @@ export class TokenDecorations implements vscode.Disposable {
       const buckets = current ? this.bucketsInView(editor, current) : Array.from({ length: LEVELS }, () => []);
       this.types.forEach((type, i) => editor.setDecorations(type, buckets[i]));
       this.counts.set(uri, buckets.reduce((n, b) => n + b.length, 0));
-      if (current && editor === vscode.window.activeTextEditor) {
-        this.showLegend(current);
-        legendShown = true;
-      }
+      if (current) shown[editor === vscode.window.activeTextEditor ? 'unshift' : 'push'](current);
     }
-    if (!legendShown) this.legend.hide();
+    // the active editor's legend; with the focus in the explorer (no active editor) a visible one's
+    if (shown.length) this.showLegend(shown[0]);
+    else this.legend.hide();
   }
 
   /** Levels of every token for the current metric and focus, computed once per analysis and setting. */
@@ -170,6 +169,7 @@ export class TokenDecorations implements vscode.Disposable {
       requested.fromExplorer ? 'Focus chosen in the Attention Explorer.' : '',
       requested.layer >= a.record.L || requested.head >= a.record.H ? `The focus L${requested.layer}.H${requested.head} is outside the model (${a.record.L} layers × ${a.record.H} heads): the mean is shown.` : '',
       q.valued < a.record.N ? `${a.record.N - q.valued} of ${a.record.N} tokens have no value and are not coloured.` : '',
+      a.scope === 'document' ? '' : `Only ${a.scope === 'selection' ? 'the selection' : 'the lines in view'} was analysed: run Analyze Attention again for other lines.`,
     ].filter(Boolean);
     const md = new vscode.MarkdownString(`**Head Lens colours**: ${METRIC_NAMES[s.colorMetric]}, ${where}; ${LEVELS} levels from ${fmt(q.lo)} to ${fmt(q.hi)} (the top level holds the highest ${Math.round((1 - TOP_QUANTILE) * 100)} %).\n\n${notes.join('\n\n')}${notes.length ? '\n\n' : ''}Click to change \`headlens.colorMetric\`, \`headlens.focusLayer\`, \`headlens.focusHead\`.`);
     this.legend.tooltip = md;

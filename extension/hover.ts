@@ -52,12 +52,13 @@ export function headCodesMarkdown(a: DocumentAnalysis, t: number): vscode.Markdo
   const tok = r.tokens[t];
   const md = new vscode.MarkdownString(undefined, true);
   md.isTrusted = { enabledCommands: [Command.OpenExplorerAt] };
-  md.appendMarkdown(`**Head Lens** · token #${t} ${tokenCode(tok.text)} · id ${tok.id}\n\n`);
+  // the link and the predictions first: a tall hover scrolls, and these are what a glance wants
+  const args = encodeURIComponent(JSON.stringify([a.uri, t]));
+  const link = `[$(graph) Open in Attention Explorer](command:${Command.OpenExplorerAt}?${args} "Show this token in the Attention Explorer")`;
+  md.appendMarkdown(`**Head Lens** · token #${t} ${tokenCode(tok.text)} · id ${tok.id} · ${link}\n\n`);
+  md.appendMarkdown(predictions(a, t));
   md.appendMarkdown(headCodeTable(r, t));
   md.appendMarkdown(latentCodeTable(r, t));
-  md.appendMarkdown(predictions(a, t));
-  const args = encodeURIComponent(JSON.stringify([a.uri, t]));
-  md.appendMarkdown(`[$(graph) Open in Attention Explorer](command:${Command.OpenExplorerAt}?${args} "Show this token in the Attention Explorer")`);
   return md;
 }
 
