@@ -133,7 +133,7 @@ describe('protocol over in-memory streams', () => {
     let stopped = false;
     const run = h.client.request('train/start', {
       data: [path.join(REPO, 'engine', 'models')], family: 'adaptive', steps: 1000, batchSize: 2, seqLen: 16, out, probeInterval: 2, evalInterval: 0,
-      config: { n_layer: 1, n_head: 2, n_embd: 16, hyper: { rank: 2 } },
+      config: { n_layer: 1, n_head: 2, n_embd: 16, hyper: { rank: 2, n_heads: 2, n_layers: 1, alpha: 1 } },
     }, {
       onProgress: (e) => {
         events.push(e);
