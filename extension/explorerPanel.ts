@@ -73,7 +73,7 @@ export class ExplorerPanel implements vscode.Disposable {
 
   /** Open (or reveal) the panel on a document's analysis, optionally at a token. */
   show(uri?: string, tokenIndex?: number): void {
-    const next = uri ?? vscode.window.activeTextEditor?.document.uri.toString() ?? this.uri;
+    const next = uri ?? this.defaultUri();
     const switched = next !== this.uri;
     this.uri = next;
     if (!this.panel) {
@@ -84,6 +84,13 @@ export class ExplorerPanel implements vscode.Disposable {
       if (switched) this.sendData(true);
     }
     if (tokenIndex !== undefined) this.post({ type: 'explorer/selection', tokenIndex, role: 'query' });
+  }
+
+  /** Without a document named: the active editor's if it was analysed, else the one shown, else any analysed one. */
+  private defaultUri(): string | null {
+    const active = vscode.window.activeTextEditor?.document.uri.toString();
+    if (active && this.store.get(active)) return active;
+    return this.uri ?? this.store.analysedUris[0] ?? active ?? null;
   }
 
   /** Take over a panel, new or restored by VS Code after a reload. */

@@ -23,7 +23,8 @@ function tokenCode(s: string): string {
 function headCodeTable(r: AnalysisRecord, t: number): string {
   const adaptive = !!r.loraTok;
   const header = `| | ${Array.from({ length: r.H }, (_, h) => `H${h}`).join(' | ')} |\n|---|${'---:|'.repeat(r.H)}\n`;
-  const rows = r.headCodes(t).map((row, l) => `| L${l} | ${row.map((c) => [num(c.max), ...(adaptive ? [num(c.loraTok)] : []), num(c.entropy)].join(' / ')).join(' | ')} |`);
+  // non-breaking spaces: a narrow hover wraps between heads, not inside one head's code
+  const rows = r.headCodes(t).map((row, l) => `| L${l} | ${row.map((c) => [num(c.max), ...(adaptive ? [num(c.loraTok)] : []), num(c.entropy)].join('\u00a0/\u00a0')).join(' | ')} |`);
   return `Head codes — attention max${adaptive ? ' / loraTok' : ''} / entropy:\n\n${header}${rows.join('\n')}\n\n`;
 }
 
