@@ -30,14 +30,28 @@ export async function until<T>(fn: () => T | undefined | null | false, what: str
   }
 }
 
-/** Set a Head Lens setting for the workspace; returns a function that restores the old value. */
+/**
+ * Set a Head Lens setting for the workspace and wait for its change event (the extension's own
+ * listener, registered earlier, has run by then). Returns a function that restores the old value.
+ */
 export async function setSetting(key: string, value: unknown): Promise<() => Promise<void>> {
+  const old = vscode.workspace.getConfiguration('headlens').inspect(key)?.workspaceValue;
+  await updateAndWait(key, value);
+  return () => updateAndWait(key, old);
+}
+
+async function updateAndWait(key: string, value: unknown): Promise<void> {
   const config = vscode.workspace.getConfiguration('headlens');
-  const old = config.inspect(key)?.workspaceValue;
+  if (JSON.stringify(config.inspect(key)?.workspaceValue) === JSON.stringify(value)) return;
+  let sub: vscode.Disposable | undefined;
+  const changed = new Promise<void>((resolve) => {
+    sub = vscode.workspace.onDidChangeConfiguration((e) => {
+      if (e.affectsConfiguration(`headlens.${key}`)) resolve();
+    });
+  });
   await config.update(key, value, vscode.ConfigurationTarget.Workspace);
-  return async () => {
-    await vscode.workspace.getConfiguration('headlens').update(key, old, vscode.ConfigurationTarget.Workspace);
-  };
+  await Promise.race([changed, new Promise((r) => setTimeout(r, 5000))]);
+  sub?.dispose();
 }
 
 /** All markdown of the hovers at a position, joined. */
