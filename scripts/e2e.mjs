@@ -123,7 +123,7 @@ async function extensionHostSuite(codeServer, s) {
     }
   } finally {
     writeFileSync(join(outDir, 'extension-host.log'), entries.map((e) => `[${e.type}] ${e.text}`).join('\n') + '\n');
-    await browser?.close().catch(() => {});
+    await withTimeout(browser?.close() ?? Promise.resolve(), 20_000, 'closing chromium').catch(() => {});
     killGroup(server);
     s.done = true;
     console.log(`extension-host suite: ${seconds(t0)}`);
@@ -194,7 +194,7 @@ async function runUiFile(codeServer, env, common, base, mod, s) {
   } finally {
     if (left > 0) { s.failed += left; console.log(`  ✖ ${left} test(s) of ${mod.file} not run`); }
     writeFileSync(join(outDir, `${name}-browser.log`), consoleLog.join('\n') + '\n');
-    await browser?.close().catch(() => {});
+    await withTimeout(browser?.close() ?? Promise.resolve(), 20_000, 'closing chromium').catch(() => {});
     killGroup(server);
   }
 }

@@ -4,8 +4,8 @@
 // cache is seeded with Debian's /usr/bin/rg first. Its kerberos module builds against
 // libkrb5-dev's headers. Run alone (`node scripts/e2e/tools.mjs`) it installs and prints the path.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync, copyFileSync, rmSync, createWriteStream } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync, copyFileSync, rmSync, createWriteStream, statSync } from 'node:fs';
+import { join, dirname } from 'node:path';
 import { tmpdir } from 'node:os';
 
 export const root = new URL('../..', import.meta.url).pathname;
@@ -19,6 +19,8 @@ const RIPGREP_CACHE = 'vscode-ripgrep-cache-1.15.11'; // @vscode/ripgrep 1.15.11
 const RIPGREP_ASSET = 'ripgrep-v13.0.0-10-x86_64-unknown-linux-musl.tar.gz';
 const INSTALL_TIMEOUT_MS = 15 * 60_000;
 const marker = join(toolsDir, `.complete-${CODE_SERVER_VERSION}`);
+const lockDir = `${toolsDir}.lock`; // one install at a time (two test runs in one checkout)
+const LOCK_STALE_MS = INSTALL_TIMEOUT_MS + 60_000;
 
 /** Debian packages the tests need and this machine lacks (`install`: also what installing code-server needs). */
 export function missingDebianPackages({ install = false } = {}) {
@@ -54,6 +56,43 @@ export async function ensureCodeServer({ log = console.log, logFile } = {}) {
   if (isInstalled()) return codeServerDir;
   const need = missingDebianPackages({ install: true });
   if (need.length) throw new Error(`installing code-server needs Debian packages: apt-get install -y --no-install-recommends ${need.join(' ')}`);
+  const release = await takeLock(log);
+  try {
+    if (isInstalled()) return codeServerDir; // another run installed it meanwhile
+    return await install(log, logFile);
+  } finally {
+    release();
+  }
+}
+
+/**
+ * mkdir is atomic: the run that creates the lock folder installs; others wait for it (no event to
+ * await: poll). Returns the release function (also run at exit while held).
+ */
+async function takeLock(log) {
+  const end = Date.now() + LOCK_STALE_MS;
+  mkdirSync(dirname(lockDir), { recursive: true });
+  for (let said = false; ; said = true) {
+    try {
+      mkdirSync(lockDir);
+      const release = () => {
+        process.off('exit', release);
+        rmSync(lockDir, { recursive: true, force: true });
+      };
+      process.on('exit', release);
+      return release;
+    } catch (e) {
+      if (e.code !== 'EEXIST') throw e;
+    }
+    const age = Date.now() - (statSync(lockDir, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
+    if (age > LOCK_STALE_MS) { rmSync(lockDir, { recursive: true, force: true }); continue; }
+    if (Date.now() > end) throw new Error(`${lockDir} is held by another install for more than ${LOCK_STALE_MS / 60_000} min`);
+    if (!said) log(`waiting for another run's install of code-server (${lockDir})…`);
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}
+
+async function install(log, logFile) {
   // a partial install (interrupted, or an older version) is started over
   rmSync(join(toolsDir, 'node_modules'), { recursive: true, force: true });
   rmSync(join(toolsDir, 'package-lock.json'), { force: true });
