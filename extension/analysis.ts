@@ -7,7 +7,7 @@
  */
 import * as vscode from 'vscode';
 import type { AnalyzeEvent, AnalyzeResult, ExplorerData, ModelInfo } from '../engine/protocol';
-import { AnalysisRecord } from '../engine/record';
+import { AnalysisRecord } from '../engine/analysis/record';
 import { Command } from './commands';
 import { describeError, type EngineClient } from './engineClient';
 import type { SettingsWatcher } from './settings';

@@ -5,7 +5,7 @@
  * only re-buckets the tokens in view, throttled. A status-bar legend says what the colours mean.
  */
 import * as vscode from 'vscode';
-import type { ColorMetric } from '../engine/record';
+import type { ColorMetric } from '../engine/analysis/record';
 import type { AnalysisStore, DocumentAnalysis } from './analysis';
 import type { SettingsWatcher } from './settings';
 

@@ -7,7 +7,7 @@
  */
 import * as vscode from 'vscode';
 import * as path from 'node:path';
-import { spawnEngine, EngineRequestError, type SpawnedEngine } from '../engine/client';
+import { spawnEngine, EngineRequestError, type SpawnedEngine } from '../engine/server/client';
 import { PROTOCOL_VERSION, type InitializeResult, type Method, type ModelInfo, type ParamsOf, type ProgressOf, type ResultOf } from '../engine/protocol';
 import type { SettingsWatcher } from './settings';
 

@@ -5,7 +5,7 @@
  * the Attention Explorer at this token.
  */
 import * as vscode from 'vscode';
-import type { AnalysisRecord } from '../engine/record';
+import type { AnalysisRecord } from '../engine/analysis/record';
 import type { AnalysisStore, DocumentAnalysis } from './analysis';
 import { Command } from './commands';
 

@@ -5,7 +5,7 @@
  */
 import * as vscode from 'vscode';
 import type { BackendChoice } from '../engine/protocol';
-import type { ColorMetric } from '../engine/record';
+import type { ColorMetric } from '../engine/analysis/record';
 
 export interface Settings {
   /** Checkpoint to load; empty: the embedded starter model. */

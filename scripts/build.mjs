@@ -27,7 +27,7 @@ const builds = [];
 const at = (p) => join(root, p);
 
 // Engine CLI (also the `headlens serve` the extension spawns). tfjs is bundled; its .wasm files are copied beside it.
-if (existsSync(at('engine/cli.ts'))) builds.push({ ...node, entryPoints: [at('engine/cli.ts')], outfile: at('dist/engine.js') });
+if (existsSync(at('engine/cli/main.ts'))) builds.push({ ...node, entryPoints: [at('engine/cli/main.ts')], outfile: at('dist/engine.js') });
 if (existsSync(at('extension/extension.ts'))) builds.push({ ...node, minify: minify || release, entryPoints: [at('extension/extension.ts')], outfile: at('dist/extension.js') });
 for (const f of walk(at('webview'), (p) => /webview[\\/][^\\/]+\.ts$/.test(p) && !p.endsWith('.d.ts') && !/[\\/](lib|common)[\\/]/.test(p))) {
   if (/(^|[\\/])_/.test(relative(at('webview'), f))) continue;

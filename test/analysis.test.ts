@@ -3,9 +3,9 @@ import { test, describe, before } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../engine/backend';
-import { loadModel } from '../engine/checkpoint';
-import { causalityLeak, windowsOf, auditPositionsFor } from '../engine/analysis';
+import { initBackend } from '../engine/runtime/tfjs/backend';
+import { loadModel } from '../engine/io/checkpoint';
+import { causalityLeak, windowsOf, auditPositionsFor } from '../engine/analysis/analyze';
 import { readSafetensors } from '../engine/io/safetensors';
 import { FIXTURES } from './helpers/fixtures';
 

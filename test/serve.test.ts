@@ -2,7 +2,7 @@
 import { test, describe } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { spawnEngine, EngineRequestError } from '../engine/client';
+import { spawnEngine, EngineRequestError } from '../engine/server/client';
 import { PROTOCOL_VERSION } from '../engine/protocol';
 import { ENGINE_JS } from './helpers/fixtures';
 

@@ -1,7 +1,7 @@
 /** GPT-2 BPE ids against known values and the reference package, and the offset invariants on hard strings. */
 import { test, describe } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { tokenize, encodeIds, decodeIds, tokenText, EOT_ID, GPT2_VOCAB_SIZE } from '../engine/tokenizer';
+import { tokenize, encodeIds, decodeIds, tokenText, EOT_ID, GPT2_VOCAB_SIZE } from '../engine/tokenizers/gpt2';
 import { BadInputError } from '../engine/errors';
 // The package's own encoder: the reference the ids must equal (it is slow only on very long pieces).
 import reference = require('gpt-tokenizer/cjs/encoding/r50k_base');

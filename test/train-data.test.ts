@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { causalBatch, collectFiles, defaultCacheDir, globToRegExp, loadSources, parseSourceSpec, pickSource, type Source } from '../engine/train/data';
 import { Rng } from '../engine/train/rng';
-import { EOT_ID, encodeIds } from '../engine/tokenizer';
+import { EOT_ID, encodeIds } from '../engine/tokenizers/gpt2';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'headlens-train-data-'));
 function write(rel: string, text: string): string {

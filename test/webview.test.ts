@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { encodeArray } from '../engine/codec';
-import { renderReportHtml } from '../engine/report';
+import { renderReportHtml } from '../engine/analysis/report';
 import type { AnalyzeEvent, ExplorerData, TokenInfo, TrainEvent } from '../engine/protocol';
 import { REPO } from './helpers/fixtures';
 

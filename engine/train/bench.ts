@@ -4,11 +4,11 @@
  * 4 layers, T 256, batch 8) on the active backend, one fixed random batch.
  */
 import type { BackendChoice, Family } from '../protocol';
-import { initBackend } from '../backend';
-import { parseArgs } from '../args';
+import { initBackend } from '../runtime/tfjs/backend';
+import { parseArgs } from '../cli/args';
 import { Model } from '../models/model';
 import { defaultConfig } from '../models/config';
-import { median } from '../bench';
+import { median } from '../cli/bench';
 import { Rng } from './rng';
 import { DEFAULT_OPTIONS, Trainer } from './trainer';
 

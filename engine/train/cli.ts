@@ -12,8 +12,8 @@ import * as path from 'node:path';
 import type { BackendChoice, Family, TrainEvent } from '../protocol';
 import { FAMILIES } from '../protocol';
 import { BadInputError, reportError } from '../errors';
-import { parseArgs } from '../args';
-import { initBackend } from '../backend';
+import { parseArgs } from '../cli/args';
+import { initBackend } from '../runtime/tfjs/backend';
 import { buildRun, prepareInputs, type RunSpec } from './setup';
 
 const USAGE = `usage: headlens train [--init P] [--config C] [--family F] [--data PATH…] --steps N

@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { BadInputError } from '../errors';
-import { encodeIds, EOT_ID } from '../tokenizer';
+import { encodeIds, EOT_ID } from '../tokenizers/gpt2';
 import { Rng } from './rng';
 
 const SKIP_DIRS = new Set(['node_modules', '.git', '.hg', '.svn', 'dist', 'out', '__pycache__', '.venv', 'venv', '.e2e-tools', '.cache']);

@@ -3,10 +3,10 @@
  * and resolves when the run ends; `train/stop` (prompt: within one micro-batch, leaves a
  * checkpoint), `train/pause`, `train/resume`. One run at a time per engine.
  */
-import type { EngineServer } from '../server';
+import type { EngineServer } from '../server/server';
 import { ErrorCode, type TrainParams, type TrainResult } from '../protocol';
 import { BadInputError } from '../errors';
-import { currentBackend, initBackend } from '../backend';
+import { currentBackend, initBackend } from '../runtime/tfjs/backend';
 import { buildRun, prepareInputs, type PreparedRun } from './setup';
 
 let active: { runId: string; run: PreparedRun } | null = null;

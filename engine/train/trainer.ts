@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig, TrainEvent } from '../protocol';
 import { BadInputError, CancelledError, DeviceError } from '../errors';
-import { takeDeviceErrors } from '../webgpu';
+import { takeDeviceErrors } from '../runtime/tfjs/webgpu';
 import type { Model } from '../models/model';
 import { isDiffusion } from '../models/config';
 import { AdamW, clipGrads, globalNorm } from './adamw';

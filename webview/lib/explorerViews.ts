@@ -6,7 +6,7 @@
  */
 import * as d3 from 'd3';
 import type { ExplorerData } from '../../engine/protocol';
-import { AnalysisRecord } from '../../engine/record';
+import { AnalysisRecord } from '../../engine/analysis/record';
 import { chartColors, cssVar, heatScale, rgbOf } from './theme';
 import { fmt, section, showToken, tooltip } from './view';
 

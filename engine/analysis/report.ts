@@ -2,7 +2,7 @@
  * The standalone HTML report of `headlens analyze --html`: one file, the analysis record embedded
  * as JSON, the D3 report bundle (media/dist/report.js) and CSS inline — no CDN, no network.
  */
-import type { ExplorerData } from './protocol';
+import type { ExplorerData } from '../protocol';
 
 /** JSON that is safe inside a <script> element (no `</script>`, no `<!--`, no U+2028/2029). */
 export function scriptSafeJson(value: unknown): string {

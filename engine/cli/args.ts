@@ -3,7 +3,7 @@
  * lists (`--data a b c` or `--data a --data b`). Unknown options and non-numeric numbers are
  * bad input with one line naming the option.
  */
-import { BadInputError } from './errors';
+import { BadInputError } from '../errors';
 
 export type ArgKind = 'string' | 'boolean' | 'int' | 'float' | 'list';
 export type ArgSpec = Record<string, ArgKind>;

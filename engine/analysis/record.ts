@@ -3,8 +3,8 @@
  * text (windows stitched together). Pure — no tfjs, no vscode, no DOM — so the extension host
  * (hover, decorations), the webviews and the HTML report all read the same structure.
  */
-import type { AnalyzeEvent, AnalyzeLayerEvent, AnalyzeResult, TokenInfo } from './protocol';
-import { decodeArray } from './codec';
+import type { AnalyzeEvent, AnalyzeLayerEvent, AnalyzeResult, TokenInfo } from '../protocol';
+import { decodeArray } from '../codec';
 
 export type ColorMetric = 'loraTok' | 'loraRel' | 'entropy' | 'nll' | 'leak' | 'attnMax';
 

@@ -11,21 +11,21 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import type { AnalyzeEvent, BackendChoice, ExplorerData } from './protocol';
-import { BadInputError, reportError } from './errors';
-import { initBackend } from './backend';
-import { loadModel } from './checkpoint';
-import { analyzeText, type LoadedModel } from './analysis';
-import { EngineServer } from './server';
-import { EngineService } from './service';
-import { writeSafetensors } from './io/safetensors';
-import type { HostTensor } from './io/tensor';
+import type { AnalyzeEvent, BackendChoice, ExplorerData } from '../protocol';
+import { BadInputError, reportError } from '../errors';
+import { initBackend } from '../runtime/tfjs/backend';
+import { loadModel } from '../io/checkpoint';
+import { analyzeText, type LoadedModel } from '../analysis/analyze';
+import { EngineServer } from '../server/server';
+import { EngineService } from '../server/service';
+import { writeSafetensors } from '../io/safetensors';
+import type { HostTensor } from '../io/tensor';
 import { parseArgs, type ArgSpec } from './args';
 import { formatTokenTable } from './table';
 import { runBench } from './bench';
-import { runInstallGpu } from './gpuInstall';
-import { runTrainCommand } from './train/cli';
-import { runTrainBench } from './train/bench';
+import { runInstallGpu } from '../runtime/install';
+import { runTrainCommand } from '../train/cli';
+import { runTrainBench } from '../train/bench';
 
 const USAGE = `usage: headlens <command> [options]
   info     [--model P] [--config C] [--json]              family, config, parameter count, backend
@@ -258,7 +258,7 @@ function atomicWrite(file: string, content: string): void {
 function renderHtml(data: ExplorerData): string {
   // Loaded lazily so the engine runs without the webview bundles being built.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { renderReportHtml } = require('./report') as typeof import('./report');
+  const { renderReportHtml } = require('../analysis/report') as typeof import('../analysis/report');
   const media = [path.join(__dirname, '..', 'media'), path.join(__dirname, '..', '..', 'media')].find((d) => fs.existsSync(path.join(d, 'dist', 'report.js')));
   if (!media) throw new Error('the report bundle media/dist/report.js is missing: run `npm run build`');
   const css = ['report.css', 'explorer.css'].map((f) => path.join(media, f)).filter((f) => fs.existsSync(f)).map((f) => fs.readFileSync(f, 'utf8')).join('\n');

@@ -18,8 +18,8 @@
  *
  * "<|endoftext|>" in user text is ordinary text here, never the special token.
  */
-import type { TokenInfo } from './protocol';
-import { BadInputError } from './errors';
+import type { TokenInfo } from '../protocol';
+import { BadInputError } from '../errors';
 // `import = require`: the package exports its CommonJS build under the "require" condition only.
 import r50kRanks = require('gpt-tokenizer/cjs/bpeRanks/r50k_base');
 

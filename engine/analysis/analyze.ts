@@ -5,14 +5,14 @@
  * (and the attention maps the views ask for, in f16) are read back — never the full logits.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { AnalyzeEvent, AnalyzeLayerEvent, AnalyzeOutputEvent, AnalyzeParams, AnalyzeResult, ModelInfo, TokenInfo } from './protocol';
-import { encodeArray } from './codec';
-import { tokenize, tokenText } from './tokenizer';
-import { BadInputError, type CancelToken, throwIfCancelled } from './errors';
-import type { Model } from './models/model';
-import { loraMetrics } from './models/hyper';
-import { crossEntropyRows, headChunkRows } from './models/ops';
-import { currentBackend } from './backend';
+import type { AnalyzeEvent, AnalyzeLayerEvent, AnalyzeOutputEvent, AnalyzeParams, AnalyzeResult, ModelInfo, TokenInfo } from '../protocol';
+import { encodeArray } from '../codec';
+import { tokenize, tokenText } from '../tokenizers/gpt2';
+import { BadInputError, type CancelToken, throwIfCancelled } from '../errors';
+import type { Model } from '../models/model';
+import { loraMetrics } from '../models/hyper';
+import { crossEntropyRows, headChunkRows } from '../models/ops';
+import { currentBackend } from '../runtime/tfjs/backend';
 
 export interface LoadedModel {
   model: Model;

@@ -3,13 +3,13 @@
  * method. Shared by `headlens serve` and the in-memory protocol tests.
  */
 import { EngineServer, ENGINE_VERSION } from './server';
-import { ErrorCode, PROTOCOL_VERSION, type AnalyzeEvent, type BackendChoice, type InitializeResult, type ModelInfo } from './protocol';
-import { initBackend, currentBackend, fallBackFrom, setModulePaths } from './backend';
-import { loadModel } from './checkpoint';
-import { analyzeText, type LoadedModel } from './analysis';
-import { BadInputError, DeviceError } from './errors';
-import { takeDeviceErrors } from './webgpu';
-import { registerTrainingHandlers } from './train/session';
+import { ErrorCode, PROTOCOL_VERSION, type AnalyzeEvent, type BackendChoice, type InitializeResult, type ModelInfo } from '../protocol';
+import { initBackend, currentBackend, fallBackFrom, setModulePaths } from '../runtime/tfjs/backend';
+import { loadModel } from '../io/checkpoint';
+import { analyzeText, type LoadedModel } from '../analysis/analyze';
+import { BadInputError, DeviceError } from '../errors';
+import { takeDeviceErrors } from '../runtime/tfjs/webgpu';
+import { registerTrainingHandlers } from '../train/session';
 
 export class EngineService {
   loaded: LoadedModel | null = null;

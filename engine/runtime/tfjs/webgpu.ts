@@ -6,7 +6,7 @@
  * `[Invalid CommandBuffer]` and garbage numbers on an H100).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { DeviceInfo } from './protocol';
+import type { DeviceInfo } from '../../protocol';
 
 type OptionalRequire = (name: string) => unknown | null;
 

@@ -15,8 +15,8 @@ import { version_wasm } from '@tensorflow/tfjs-backend-wasm';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
-import type { BackendChoice, BackendInfo, BackendName, DeviceInfo } from './protocol';
-import { BadInputError } from './errors';
+import type { BackendChoice, BackendInfo, BackendName, DeviceInfo } from '../../protocol';
+import { BadInputError } from '../../errors';
 import { setupWebGpu } from './webgpu';
 
 export const BACKEND_ORDER: BackendName[] = ['tensorflow-gpu', 'tensorflow', 'webgpu', 'wasm', 'cpu'];

@@ -4,14 +4,14 @@
  * side by side per family. Training throughput is measured by the trainer's own benchmark.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { BackendChoice, Family } from './protocol';
-import { initBackend } from './backend';
-import { Model } from './models/model';
-import { defaultConfig } from './models/config';
-import { analyzeText, type LoadedModel } from './analysis';
-import { countParams, isAdaptive, isDiffusion } from './models/config';
+import type { BackendChoice, Family } from '../protocol';
+import { initBackend } from '../runtime/tfjs/backend';
+import { Model } from '../models/model';
+import { defaultConfig } from '../models/config';
+import { analyzeText, type LoadedModel } from '../analysis/analyze';
+import { countParams, isAdaptive, isDiffusion } from '../models/config';
 import { parseArgs } from './args';
-import { tokenize } from './tokenizer';
+import { tokenize } from '../tokenizers/gpt2';
 
 const BENCH_TEXT = `import numpy as np
 

@@ -13,8 +13,8 @@ import {
   type Method,
   type ParamsOf,
   type ResultOf,
-} from './protocol';
-import { BadInputError, CancelledError, DeviceError, type CancelToken } from './errors';
+} from '../protocol';
+import { BadInputError, CancelledError, DeviceError, type CancelToken } from '../errors';
 
 export const ENGINE_VERSION = '0.1.0';
 

@@ -3,8 +3,8 @@
  * (the layer.head with the highest attention max at that token, and the key it looks at) and the
  * dynamic-LoRA magnitude (largest loraTok over layers and heads, with its head).
  */
-import type { AnalyzeLayerEvent, AnalyzeOutputEvent, ExplorerData } from './protocol';
-import { decodeArray } from './codec';
+import type { AnalyzeLayerEvent, AnalyzeOutputEvent, ExplorerData } from '../protocol';
+import { decodeArray } from '../codec';
 
 interface Row {
   nll: number;

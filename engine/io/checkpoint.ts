@@ -6,15 +6,15 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Family, ModelConfig, ModelInfo } from './protocol';
-import { FAMILIES } from './protocol';
-import { BadInputError } from './errors';
-import type { HostTensor } from './io/tensor';
-import { readSafetensors } from './io/safetensors';
-import { loadTorchCheckpoint } from './io/torch';
-import { Model } from './models/model';
-import { countParams, defaultConfig, inferConfig, isAdaptive, isDiffusion } from './models/config';
-import type { LoadedModel } from './analysis';
+import type { Family, ModelConfig, ModelInfo } from '../protocol';
+import { FAMILIES } from '../protocol';
+import { BadInputError } from '../errors';
+import type { HostTensor } from './tensor';
+import { readSafetensors } from './safetensors';
+import { loadTorchCheckpoint } from './torch';
+import { Model } from '../models/model';
+import { countParams, defaultConfig, inferConfig, isAdaptive, isDiffusion } from '../models/config';
+import type { LoadedModel } from '../analysis/analyze';
 
 export const STARTER_MODEL_FILE = 'starter-adaptive.safetensors';
 

@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import * as readline from 'node:readline';
-import { ErrorCode, PROTOCOL_VERSION, type ErrorObject, type Method, type ParamsOf, type ProgressOf, type ResultOf } from './protocol';
+import { ErrorCode, PROTOCOL_VERSION, type ErrorObject, type Method, type ParamsOf, type ProgressOf, type ResultOf } from '../protocol';
 
 export class EngineRequestError extends Error {
   constructor(readonly code: ErrorCode, message: string, readonly data?: unknown) {
