@@ -5,7 +5,8 @@
  * from). Accepts what a-gpt's `save_checkpoint` writes — `{model, optimizer, step, config,
  * best_val_loss}` — and bare state dicts. Tensors come out contiguous, row-major, float32 or
  * int32 (storage offset, shape and strides applied; half/bfloat16/double widened or narrowed,
- * int64 range-checked).
+ * int64 range-checked). `unpickleTorchArchive` gives other `torch.save` payloads (parameter-golf's
+ * quantized artifact) as the unpickled object itself, under the same allow-list.
  */
 import * as path from 'node:path';
 import { BadInputError } from '../errors';
@@ -39,6 +40,28 @@ export function loadTorchCheckpoint(file: string): TorchCheckpoint {
 
 /** Decode a checkpoint's bytes; `file` names it in errors. */
 export function decodeTorchCheckpoint(buf: Buffer, file: string): TorchCheckpoint {
+  const { root, storages } = openArchive(buf, file);
+  return interpret(root, path.basename(file), storages);
+}
+
+/**
+ * A `torch.save` archive unpickled as it is, for formats that are not model checkpoints (e.g. a
+ * quantized artifact's `{"w": tensors, "m": kinds}`): `root` is the pickled object built from
+ * PyDict / Tuple / arrays / plain values, with every tensor materialised as a HostTensor.
+ */
+export interface TorchArchive {
+  root: unknown;
+  /** The storage dtype a tensor of `root` was saved in (int8, float16, …), which HostTensor widens away. */
+  storageDtypeOf(tensor: HostTensor): StorageDtype | undefined;
+}
+
+/** Unpickle a torch zip archive's bytes under the same allow-list as checkpoints; `file` names it in errors. */
+export function unpickleTorchArchive(buf: Buffer, file: string): TorchArchive {
+  const { root, storages } = openArchive(buf, file);
+  return { root, storageDtypeOf: (t) => storages.views.get(t)?.dtype };
+}
+
+function openArchive(buf: Buffer, file: string): { root: unknown; storages: StorageReader } {
   const name = path.basename(file);
   refuseOtherFormats(buf, name);
   const zip = new ZipArchive(buf, file);
@@ -53,7 +76,7 @@ export function decodeTorchCheckpoint(buf: Buffer, file: string): TorchCheckpoin
     persistentLoad: (pid) => storages.reference(pid),
     globals: torchGlobals(storages, name),
   });
-  return interpret(root, name, storages);
+  return { root, storages };
 }
 
 /** Files that are not torch zip archives get a message that says what they are. */
@@ -115,6 +138,7 @@ interface StorageRef {
 /** Where a tensor's values came from: tied weights are views of the same storage. */
 interface View {
   key: string;
+  dtype: StorageDtype;
   offset: number;
   shape: number[];
   stride: number[];
@@ -152,7 +176,7 @@ class StorageReader {
     const dtype = ref.type.dtype;
     if (!dtype) this.fail(`a tensor is stored as ${ref.type.name}, which has no float32 or int32 equivalent (convert the checkpoint's tensors to float32)`);
     const tensor = this.materialise(ref, dtype!, offset as number, shape as number[], strides as number[]);
-    this.views.set(tensor, { key: ref.key, offset: offset as number, shape: shape as number[], stride: strides as number[] });
+    this.views.set(tensor, { key: ref.key, dtype: dtype!, offset: offset as number, shape: shape as number[], stride: strides as number[] });
     return tensor;
   }
 
