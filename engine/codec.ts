@@ -104,6 +104,11 @@ export function encodeArray(values: ArrayLike<number>, shape: number[], dtype: E
   return { dtype, shape, data: bytesToBase64(bytes) };
 }
 
+/** float16 values already in binary16 (a device's output): no conversion, only base64. */
+export function encodeHalfBits(bits: Uint16Array, shape: number[]): EncodedArray {
+  return { dtype: 'f16', shape, data: bytesToBase64(new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength)) };
+}
+
 /** Decode to a fresh typed array (f16 widens to Float32Array). */
 export function decodeArray(arr: EncodedArray): Typed {
   const bytes = base64ToBytes(arr.data);

@@ -126,7 +126,7 @@ export class AnalysisStore implements vscode.Disposable {
     if (!text.trim()) throw new Error('there is nothing to analyse: the range is empty or blank');
     report({ message: this.engine.model ? undefined : 'starting the engine and loading the model…' });
     const model = await this.engine.ensureModel(token);
-    const record = new AnalysisRecord(model.config.n_layer, model.config.n_head);
+    const record = new AnalysisRecord(model);
     const events: AnalyzeEvent[] = [];
     const window = this.settings.current.windowSize ? Math.min(this.settings.current.windowSize, model.config.block_size) : undefined;
     let windows = 1;

@@ -1,6 +1,7 @@
 /**
- * Hover on an analysed token: its head codes — a layer × head table of attention max, loraTok
- * (adaptive models) and attention entropy — the latent code z[l][t][k*] to its most-attended key
+ * Hover on an analysed token: its head codes — a layer × head table of attention max, every
+ * per-head signal the model's catalogue declares (a-gpt's loraTok, a gate, a value-embedding gate,
+ * …) and attention entropy — the latent code z[l][t][k*] to its most-attended key
  * with that key's text (one row per layer), the NLL and top-5 predictions, and a link that opens
  * the Attention Explorer at this token.
  */
@@ -21,11 +22,11 @@ function tokenCode(s: string): string {
 }
 
 function headCodeTable(r: AnalysisRecord, t: number): string {
-  const adaptive = !!r.loraTok;
+  const signals = r.headTokenSignals();
   const header = `| | ${Array.from({ length: r.H }, (_, h) => `H${h}`).join(' | ')} |\n|---|${'---:|'.repeat(r.H)}\n`;
   // non-breaking spaces: a narrow hover wraps between heads, not inside one head's code
-  const rows = r.headCodes(t).map((row, l) => `| L${l} | ${row.map((c) => [num(c.max), ...(adaptive ? [num(c.loraTok)] : []), num(c.entropy)].join('\u00a0/\u00a0')).join(' | ')} |`);
-  return `Head codes — attention max${adaptive ? ' / loraTok' : ''} / entropy:\n\n${header}${rows.join('\n')}\n\n`;
+  const rows = r.headCodes(t).map((row, l) => `| L${l} | ${row.map((c) => [num(c.max), ...signals.map((s) => num(c.signals[s.name])), num(c.entropy)].join('\u00a0/\u00a0')).join(' | ')} |`);
+  return `Head codes — attention max${signals.map((s) => ` / ${s.name}`).join('')} / entropy:\n\n${header}${rows.join('\n')}\n\n`;
 }
 
 function latentCodeTable(r: AnalysisRecord, t: number): string {

@@ -10,7 +10,7 @@ const minify = args.has('--minify');
 // --release: no source maps; the extension minified. The engine is never minified: tfjs' WASM
 // backend serialises one of its functions for its workers, which must keep its names.
 const release = args.has('--release');
-const optionalNative = ['@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'webgpu', 'vscode'];
+const optionalNative = ['@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'webgpu', 'onnxruntime-node', 'vscode'];
 
 function walk(dir, pred, out = []) {
   if (!existsSync(dir)) return out;

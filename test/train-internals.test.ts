@@ -11,9 +11,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../engine/runtime/tfjs/backend';
-import { loadModel } from '../engine/io/checkpoint';
 import { loadTorchCheckpoint } from '../engine/io/torch';
-import { isLinearWeight, parameterList } from '../engine/models/config';
+import { parameterSpecs } from '../engine/models/registry';
 import type { TrainEvent } from '../engine/protocol';
 import { prepareRun, withDefaults, type RunSpec } from '../engine/train/setup';
 import { agptOptions } from '../engine/train/checkpoint';
@@ -46,8 +45,8 @@ function relErr(got: ArrayLike<number>, want: ArrayLike<number>, floor: number):
   return d / m;
 }
 
-async function pytorchLayout(name: string, shape: number[], t: tf.Tensor): Promise<Float32Array> {
-  const pt = isLinearWeight(name, shape) ? tf.transpose(t) : t;
+async function pytorchLayout(linear: boolean, t: tf.Tensor): Promise<Float32Array> {
+  const pt = linear ? tf.transpose(t) : t;
   const v = (await pt.data()) as Float32Array;
   if (pt !== t) pt.dispose();
   return v;
@@ -65,12 +64,12 @@ describe('trainer internals on wasm', () => {
       const ck = loadTorchCheckpoint(fx(`tiny-${fam}.ckpt.pt`));
       assert.equal(run.trainer.adam.step, 3);
       let worstW = 0, worstM = 0, worstV = 0;
-      for (const [i, [name, shape]] of parameterList(run.model.config).entries()) {
+      for (const [i, { name, linear }] of parameterSpecs(run.model.config).entries()) {
         const s = ck.optimizer!.state.get(i)!;
         assert.equal(ck.optimizerParamOrder?.[i], name, 'optimizer index order');
-        worstW = Math.max(worstW, relErr(await pytorchLayout(name, shape, run.model.params.get(name)!), ck.stateDict.get(name)!.values, 1e-2));
-        worstM = Math.max(worstM, relErr(await pytorchLayout(name, shape, run.trainer.adam.m.get(name)!), (s.exp_avg as { values: Float32Array }).values, 1e-6));
-        worstV = Math.max(worstV, relErr(await pytorchLayout(name, shape, run.trainer.adam.v.get(name)!), (s.exp_avg_sq as { values: Float32Array }).values, 1e-9));
+        worstW = Math.max(worstW, relErr(await pytorchLayout(!!linear, run.model.params.get(name)!), ck.stateDict.get(name)!.values, 1e-2));
+        worstM = Math.max(worstM, relErr(await pytorchLayout(!!linear, run.trainer.adam.m.get(name)!), (s.exp_avg as { values: Float32Array }).values, 1e-6));
+        worstV = Math.max(worstV, relErr(await pytorchLayout(!!linear, run.trainer.adam.v.get(name)!), (s.exp_avg_sq as { values: Float32Array }).values, 1e-9));
       }
       // measured on wasm: weights 2.6e-5, moments ≤ 1.2e-5 of the tensor's largest value
       assert.ok(worstW <= 1e-4, `weights: ${worstW}`);

@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { encodeArray } from '../engine/codec';
+import { signalsOf } from '../engine/models/signals';
 import { renderReportHtml } from '../engine/analysis/report';
 import type { AnalyzeEvent, ExplorerData, TokenInfo, TrainEvent } from '../engine/protocol';
 import { REPO } from './helpers/fixtures';
@@ -33,14 +34,30 @@ function synthetic(L = 2, H = 4, T = 30, adaptive = true): ExplorerData {
       headDistance: encodeArray(ht((_, t) => t / 2), [H, T]),
       latentKey: encodeArray(Int32Array.from({ length: T }), [T], 'i32'),
       latentCode: encodeArray(Float32Array.from({ length: T * H }, (_, i) => 1 / (Math.floor(i / H) + 1)), [T, H]),
-      ...(adaptive ? { loraFro: encodeArray(Float32Array.from({ length: H }, (_, h) => 0.1 * (h + 1)), [H]), loraTok: encodeArray(ht((h, t) => 0.01 * (h + t)), [H, T]), loraRel: encodeArray(ht(() => 0.02), [H, T]) } : {}),
+      ...(adaptive ? { signals: { loraFro: encodeArray(Float32Array.from({ length: H }, (_, h) => 0.1 * (h + 1)), [H]), loraTok: encodeArray(ht((h, t) => 0.01 * (h + t)), [H, T]), loraRel: encodeArray(ht(() => 0.02), [H, T]) } } : {}),
     });
   }
   events.push({ kind: 'output', window: 0, tokenStart: 0, nll: encodeArray(Float32Array.from({ length: T }, (_, i) => i % 5), [T]), topIds: encodeArray(Int32Array.from({ length: T * 5 }), [T, 5], 'i32'), topProbs: encodeArray(new Float32Array(T * 5).fill(0.2), [T, 5]) });
   const config = { family: adaptive ? ('adaptive' as const) : ('base' as const), vocab_size: 50257, block_size: 64, n_layer: L, n_head: H, n_embd: 32 };
   return {
     documentUri: 'file:///tmp/x.py',
-    model: { path: 'x', family: config.family, config, paramCount: 1, configSources: {}, tokenizer: 'gpt2', causal: true, adaptive },
+    model: {
+      path: 'x',
+      family: config.family,
+      config,
+      paramCount: 1,
+      configSources: {},
+      tokenizer: { kind: 'gpt2', source: 'GPT-2 BPE (built in)', vocabSize: 50257 },
+      causal: true,
+      adaptive,
+      futureLeak: adaptive,
+      layers: L,
+      heads: H,
+      kvHeads: H,
+      kvHeadOf: [...Array(H).keys()],
+      attentionWindows: Array(L).fill(null),
+      signals: adaptive ? signalsOf('loraFro', 'loraTok', 'loraRel') : [],
+    },
     tokens,
     result: { tokenCount: T, windowCount: 1, layers: L, heads: H, meanNll: 2, maxLeak: null, elapsedMs: 1, backend: 'wasm', vocabText: {} },
     events,

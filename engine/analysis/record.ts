@@ -1,32 +1,54 @@
 /**
  * An analysis assembled from the engine's streamed events into per-token arrays over the whole
  * text (windows stitched together). Pure — no tfjs, no vscode, no DOM — so the extension host
- * (hover, decorations), the webviews and the HTML report all read the same structure.
+ * (hover, decorations) and the CLI read the same structure. Signals are generic: whatever the
+ * model's catalogue declares (ModelInfo.signals) is stored by its scope and read by name.
  */
-import type { AnalyzeEvent, AnalyzeLayerEvent, AnalyzeResult, TokenInfo } from '../protocol';
+import type { AnalyzeEvent, AnalyzeLayerEvent, AnalyzeResult, SignalSpec, TokenInfo } from '../protocol';
 import { decodeArray } from '../codec';
 
-export type ColorMetric = 'loraTok' | 'loraRel' | 'entropy' | 'nll' | 'leak' | 'attnMax';
+/** What the token colours can show: a built-in metric or the name of a catalogued signal. */
+export type ColorMetric = string;
+export const BUILTIN_METRICS = ['nll', 'leak', 'entropy', 'attnMax', 'distance'] as const;
+
+/** The model facts the record needs (a subset of ModelInfo). */
+export interface RecordModel {
+  layers: number;
+  heads: number;
+  kvHeads?: number;
+  kvHeadOf?: number[];
+  signals?: SignalSpec[];
+}
 
 interface WindowInfo {
   start: number; // first token index
   length: number;
   attn: (Float32Array | null)[]; // per layer (H, T, T)
-  loraFro: (Float32Array | null)[]; // per layer (H)
+  /** Head-scoped signals per name, per layer (H). */
+  headSignals: Map<string, (Float32Array | null)[]>;
+}
+
+/** A per-token signal stored over the whole text: `rows` values per token (heads, kv heads, 1). */
+interface TokenSignal {
+  spec: SignalSpec;
+  rows: number;
+  perLayer: boolean;
+  values: Float32Array; // (L?, rows, N)
 }
 
 export class AnalysisRecord {
   readonly tokens: TokenInfo[] = [];
   readonly windows: WindowInfo[] = [];
-  L = 0;
-  H = 0;
+  readonly L: number;
+  readonly H: number;
+  readonly Hkv: number;
+  readonly kvHeadOf: number[];
+  readonly specs: SignalSpec[];
   /** (L, H, N) */
   headMax = new Float32Array(0);
   headArgmax = new Int32Array(0); // global key index
   headEntropy = new Float32Array(0);
   headDistance = new Float32Array(0);
-  loraTok: Float32Array | null = null;
-  loraRel: Float32Array | null = null;
   /** (L, N) global index of k* and (L, N, H) latent codes */
   latentKey = new Int32Array(0);
   latentCode = new Float32Array(0);
@@ -38,14 +60,22 @@ export class AnalysisRecord {
   topProbs = new Float32Array(0);
   K = 0;
   result: AnalyzeResult | null = null;
+  private readonly tokenSignals = new Map<string, TokenSignal>();
 
-  constructor(readonly layers: number, readonly heads: number) {
-    this.L = layers;
-    this.H = heads;
+  constructor(model: RecordModel) {
+    this.L = model.layers;
+    this.H = model.heads;
+    this.Hkv = model.kvHeads ?? model.heads;
+    this.kvHeadOf = model.kvHeadOf ?? [...Array(this.H).keys()];
+    this.specs = model.signals ?? [];
+    for (const spec of this.specs) {
+      const rows = spec.scope === 'head×token' ? this.H : spec.scope === 'kvhead×token' ? this.Hkv : spec.scope === 'token' || spec.scope === 'layer×token' ? 1 : 0;
+      if (rows) this.tokenSignals.set(spec.name, { spec, rows, perLayer: spec.perLayer, values: new Float32Array(0) });
+    }
   }
 
-  static from(events: AnalyzeEvent[], layers: number, heads: number, result?: AnalyzeResult | null): AnalysisRecord {
-    const r = new AnalysisRecord(layers, heads);
+  static from(events: AnalyzeEvent[], model: RecordModel, result?: AnalyzeResult | null): AnalysisRecord {
+    const r = new AnalysisRecord(model);
     for (const e of events) r.add(e);
     if (result) r.result = result;
     return r;
@@ -59,27 +89,27 @@ export class AnalysisRecord {
   add(e: AnalyzeEvent): void {
     if (e.kind === 'tokens') {
       for (const t of e.tokens) this.tokens[t.index] = t;
-      this.windows[e.window] = { start: e.tokenStart, length: e.tokens.length, attn: [], loraFro: [] };
+      this.windows[e.window] = { start: e.tokenStart, length: e.tokens.length, attn: [], headSignals: new Map() };
       this.resize();
       return;
     }
-    if (e.kind === 'layer') this.addLayer(e);
-    else {
-      const nll = decodeArray(e.nll), ids = decodeArray(e.topIds), probs = decodeArray(e.topProbs);
-      const [T, K] = e.topIds.shape;
-      if (this.K !== K) {
-        this.K = K;
-        this.topIds = grow(this.topIds, this.N * K) as Int32Array;
-        this.topProbs = grow(this.topProbs, this.N * K) as Float32Array;
-      }
-      this.nll.set(nll, e.tokenStart);
-      this.topIds.set(ids, e.tokenStart * K);
-      this.topProbs.set(probs, e.tokenStart * K);
-      if (e.leak) {
-        this.leak ??= new Float32Array(this.N).fill(NaN);
-        this.leak.set(decodeArray(e.leak), e.tokenStart);
-      }
-      void T;
+    if (e.kind === 'layer') {
+      this.addLayer(e);
+      return;
+    }
+    const nll = decodeArray(e.nll), ids = decodeArray(e.topIds), probs = decodeArray(e.topProbs);
+    const K = e.topIds.shape[1];
+    if (this.K !== K) {
+      this.K = K;
+      this.topIds = grow(this.topIds, this.N * K) as Int32Array;
+      this.topProbs = grow(this.topProbs, this.N * K) as Float32Array;
+    }
+    this.nll.set(nll, e.tokenStart);
+    this.topIds.set(ids, e.tokenStart * K);
+    this.topProbs.set(probs, e.tokenStart * K);
+    if (e.leak) {
+      this.leak ??= new Float32Array(this.N).fill(NaN);
+      this.leak.set(decodeArray(e.leak), e.tokenStart);
     }
   }
 
@@ -91,10 +121,9 @@ export class AnalysisRecord {
     this.headArgmax = regrid(this.headArgmax, L * H, N, 0);
     this.headEntropy = regrid(this.headEntropy, L * H, N, 0);
     this.headDistance = regrid(this.headDistance, L * H, N, 0);
-    if (this.loraTok) this.loraTok = regrid(this.loraTok, L * H, N, 0);
-    if (this.loraRel) this.loraRel = regrid(this.loraRel, L * H, N, 0);
     this.latentKey = regrid(this.latentKey, L, N, 0);
     this.latentCode = regrid(this.latentCode, L, N * H, 0); // (L, N, H)
+    for (const s of this.tokenSignals.values()) s.values = regrid(s.values, (s.perLayer ? L : 1) * s.rows, N, NaN);
     this.nll = grow(this.nll, N, NaN) as Float32Array;
     if (this.leak) this.leak = grow(this.leak, N, NaN) as Float32Array;
     if (this.K) {
@@ -104,12 +133,9 @@ export class AnalysisRecord {
   }
 
   private addLayer(e: AnalyzeLayerEvent): void {
-    const { L, H } = this, N = this.N, l = e.layer, s = e.tokenStart;
+    const { H } = this, N = this.N, l = e.layer, s = e.tokenStart;
     const T = e.headMax.shape[1];
     const max = decodeArray(e.headMax), arg = decodeArray(e.headArgmax), ent = decodeArray(e.headEntropy), dist = decodeArray(e.headDistance);
-    const lt = e.loraTok ? decodeArray(e.loraTok) : null, lr = e.loraRel ? decodeArray(e.loraRel) : null;
-    if (lt && !this.loraTok) this.loraTok = new Float32Array(L * H * N);
-    if (lr && !this.loraRel) this.loraRel = new Float32Array(L * H * N);
     for (let h = 0; h < H; h++) {
       for (let t = 0; t < T; t++) {
         const dst = (l * H + h) * N + s + t, src = h * T + t;
@@ -117,8 +143,6 @@ export class AnalysisRecord {
         this.headArgmax[dst] = s + arg[src];
         this.headEntropy[dst] = ent[src];
         this.headDistance[dst] = dist[src];
-        if (lt) this.loraTok![dst] = lt[src];
-        if (lr) this.loraRel![dst] = lr[src];
       }
     }
     const key = decodeArray(e.latentKey), code = decodeArray(e.latentCode);
@@ -127,9 +151,20 @@ export class AnalysisRecord {
       for (let h = 0; h < H; h++) this.latentCode[(l * N + s + t) * H + h] = code[t * H + h];
     }
     const w = this.windows[e.window];
-    if (w) {
-      w.attn[l] = e.attn ? (decodeArray(e.attn) as Float32Array) : null;
-      w.loraFro[l] = e.loraFro ? (decodeArray(e.loraFro) as Float32Array) : null;
+    if (w) w.attn[l] = e.attn ? (decodeArray(e.attn) as Float32Array) : null;
+    for (const [name, enc] of Object.entries(e.signals ?? {})) {
+      const values = decodeArray(enc) as Float32Array;
+      const ts = this.tokenSignals.get(name);
+      if (ts) {
+        for (let r = 0; r < ts.rows; r++) {
+          const base = ((ts.perLayer ? l : 0) * ts.rows + r) * N + s;
+          for (let t = 0; t < T; t++) ts.values[base + t] = values[r * T + t];
+        }
+      } else if (w) {
+        const perLayer = w.headSignals.get(name) ?? [];
+        perLayer[l] = values;
+        w.headSignals.set(name, perLayer);
+      }
     }
   }
 
@@ -159,30 +194,63 @@ export class AnalysisRecord {
     return a.subarray((h * T + q) * T, (h * T + q + 1) * T);
   }
 
+  spec(name: string): SignalSpec | undefined {
+    return this.specs.find((s) => s.name === name);
+  }
+
+  /** Does this analysis carry values for the signal (per token)? */
+  hasTokenSignal(name: string): boolean {
+    return this.tokenSignals.has(name);
+  }
+
+  /** A per-token signal for (layer, head); NaN where absent. kv-head signals read head h's kv head. */
+  signalAt(name: string, t: number, layer: number, head: number): number {
+    const s = this.tokenSignals.get(name);
+    if (!s) return NaN;
+    const row = s.rows === 1 ? 0 : s.spec.scope === 'kvhead×token' ? this.kvHeadOf[head] ?? 0 : head;
+    return s.values[((s.perLayer ? layer : 0) * s.rows + row) * this.N + t];
+  }
+
+  /** A head-scoped signal of one window and layer (H), e.g. loraFro. */
+  headSignal(name: string, layer: number, window: number): Float32Array | null {
+    return this.windows[window]?.headSignals.get(name)?.[layer] ?? null;
+  }
+
   /** Metric value of token t for (layer, head); −1 means the mean over layers/heads. */
   metric(m: ColorMetric, t: number, layer = -1, head = -1): number {
     if (m === 'nll') return this.nll[t];
     if (m === 'leak') return this.leak ? this.leak[t] : NaN;
-    const arr = m === 'loraTok' ? this.loraTok : m === 'loraRel' ? this.loraRel : m === 'entropy' ? this.headEntropy : this.headMax;
-    if (!arr) return NaN;
-    const ls = layer < 0 ? [...Array(this.L).keys()] : [layer];
-    const hs = head < 0 ? [...Array(this.H).keys()] : [head];
+    const builtin = m === 'entropy' ? this.headEntropy : m === 'attnMax' ? this.headMax : m === 'distance' ? this.headDistance : null;
+    const s = this.tokenSignals.get(m);
+    if (!builtin && !s) return NaN;
+    const ls = layer < 0 || (s && !s.perLayer) ? (s && !s.perLayer ? [0] : [...Array(this.L).keys()]) : [layer];
+    const hs = head < 0 || (s && s.rows === 1) ? (s && s.rows === 1 ? [0] : [...Array(this.H).keys()]) : [head];
     let sum = 0, n = 0;
-    for (const l of ls) for (const h of hs) {
-      const v = arr[(l * this.H + h) * this.N + t];
-      if (Number.isFinite(v)) (sum += v), n++;
+    for (const l of ls) {
+      for (const h of hs) {
+        const v = builtin ? builtin[(l * this.H + h) * this.N + t] : this.signalAt(m, t, l, h);
+        if (Number.isFinite(v)) (sum += v), n++;
+      }
     }
     return n ? sum / n : NaN;
   }
 
-  /** Head codes of a token: (L, H) of attention max, loraTok, entropy. */
-  headCodes(t: number): { max: number; loraTok: number | null; entropy: number; argmax: number }[][] {
+  /** Per-token signals that are per head (head×token, kvhead×token): what the hover grid shows. */
+  headTokenSignals(): SignalSpec[] {
+    return [...this.tokenSignals.values()].filter((s) => s.rows > 1 || s.spec.scope === 'kvhead×token').map((s) => s.spec);
+  }
+
+  /** Head codes of a token: (L, H) of attention max, entropy, argmax and every per-head signal. */
+  headCodes(t: number): { max: number; entropy: number; argmax: number; signals: Record<string, number> }[][] {
+    const perHead = this.headTokenSignals();
     const out = [];
     for (let l = 0; l < this.L; l++) {
       const row = [];
       for (let h = 0; h < this.H; h++) {
         const i = (l * this.H + h) * this.N + t;
-        row.push({ max: this.headMax[i], loraTok: this.loraTok ? this.loraTok[i] : null, entropy: this.headEntropy[i], argmax: this.headArgmax[i] });
+        const signals: Record<string, number> = {};
+        for (const s of perHead) signals[s.name] = this.signalAt(s.name, t, l, h);
+        row.push({ max: this.headMax[i], entropy: this.headEntropy[i], argmax: this.headArgmax[i], signals });
       }
       out.push(row);
     }
@@ -199,16 +267,12 @@ export class AnalysisRecord {
     for (let k = 0; k < this.K; k++) out.push({ id: this.topIds[t * this.K + k], p: this.topProbs[t * this.K + k] });
     return out;
   }
-
-  loraFro(l: number, window: number): Float32Array | null {
-    return this.windows[window]?.loraFro[l] ?? null;
-  }
 }
 
 function grow(a: Float32Array | Int32Array, n: number, fill = 0): Float32Array | Int32Array {
   if (a.length >= n) return a;
   const b = a instanceof Int32Array ? new Int32Array(n) : new Float32Array(n);
-  if (fill) b.fill(fill);
+  if (fill !== 0) b.fill(fill);
   b.set(a);
   return b;
 }
@@ -218,7 +282,7 @@ function regrid<T extends Float32Array | Int32Array>(a: T, rows: number, width: 
   const old = rows ? a.length / rows : 0;
   if (old === width) return a;
   const b = (a instanceof Int32Array ? new Int32Array(rows * width) : new Float32Array(rows * width)) as T;
-  if (fill) b.fill(fill);
+  if (fill !== 0) b.fill(fill);
   for (let r = 0; r < rows; r++) b.set(a.subarray(r * old, r * old + Math.min(old, width)), r * width);
   return b;
 }

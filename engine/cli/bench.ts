@@ -1,17 +1,23 @@
 /**
- * `headlens bench`: medians of the analysis of one 256-token window with full-size a-gpt models
- * (4 layers, d 256, 4 heads, T 256, vocab 50257; seeded random weights) on the active backend,
- * side by side per family. Training throughput is measured by the trainer's own benchmark.
+ * `headlens bench`: medians of the analysis of one window with full-size models (seeded random
+ * weights), side by side per runtime in one run: onnxruntime on the CPU with 1 and 2 threads (and
+ * any GPU provider asked for), and TensorFlow.js WASM; with and without the causality audit.
+ * Training throughput is measured by `headlens train-bench`.
  */
-import * as tf from '@tensorflow/tfjs-core';
-import type { BackendChoice, Family } from '../protocol';
-import { initBackend } from '../runtime/tfjs/backend';
-import { Model } from '../models/model';
+import type { Family, ModelConfig } from '../protocol';
+import { BadInputError } from '../errors';
 import { defaultConfig } from '../models/config';
-import { analyzeText, type LoadedModel } from '../analysis/analyze';
-import { countParams, isAdaptive, isDiffusion } from '../models/config';
+import { familyDef } from '../models/registry';
+import { analyzeText } from '../analysis/analyze';
+import { GPT2_TOKENIZER, modelInfo, type LoadedModel } from '../runtime/loaded';
+import { chooseOrt, type OrtRequest } from '../runtime/onnx/ort';
+import { OrtRunner } from '../runtime/onnx/runner';
+import { initBackend, type TfjsChoice } from '../runtime/tfjs/backend';
+import { TfModel } from '../runtime/tfjs/model';
+import { TfRunner } from '../runtime/tfjs/runner';
+import type { InferenceRuntime } from '../runtime/runner';
+import type { HostTensor } from '../io/tensor';
 import { parseArgs } from './args';
-import { tokenize } from '../tokenizers/gpt2';
 
 const BENCH_TEXT = `import numpy as np
 
@@ -37,49 +43,76 @@ export function median(xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-async function timeAnalysis(lm: LoadedModel, text: string, audit: number, runs: number): Promise<number[]> {
+/** Text of exactly `n` GPT-2 tokens. */
+export function benchText(n: number): string {
+  let long = BENCH_TEXT;
+  while (GPT2_TOKENIZER.tokenize(long).length < n + 1) long += BENCH_TEXT;
+  return long.slice(0, GPT2_TOKENIZER.tokenize(long)[n - 1].end);
+}
+
+async function timeAnalysis(lm: LoadedModel, text: string, window: number, audit: number, runs: number): Promise<number> {
   const times: number[] = [];
   for (let i = 0; i < runs + 1; i++) {
     const t0 = performance.now();
-    const gen = analyzeText(lm, { text, window: 256, auditPositions: audit });
+    const gen = analyzeText(lm, { text, window, auditPositions: audit });
     for (;;) if ((await gen.next()).done) break;
     if (i > 0) times.push(performance.now() - t0); // the first run warms up kernels and caches
   }
-  return times;
+  return median(times);
 }
 
+/** A runner for one column: `onnx-cpu:2` (threads), `onnx-webgpu`, `wasm`, `cpu`. */
+async function runnerFor(spec: string, config: ModelConfig, weights: Map<string, HostTensor>): Promise<InferenceRuntime | string> {
+  const [name, threads] = spec.split(':');
+  if (name.startsWith('onnx-')) {
+    const choice = await chooseOrt(name as OrtRequest, threads ? +threads : 0);
+    if (!('provider' in choice)) return choice.skipped.map((s) => s.reason).join('; ');
+    return OrtRunner.create(familyDef(config.family), config, weights, choice);
+  }
+  const state = await initBackend(name as TfjsChoice);
+  return new TfRunner(new TfModel(config, weights), state.info.name, state.device);
+}
+
+export const BENCH_CONFIGS: Record<string, { family: Family; config: Partial<ModelConfig>; tokens: number }> = {
+  base: { family: 'base', config: { n_layer: 4, block_size: 256, n_embd: 256, n_head: 4, vocab_size: 50257 }, tokens: 256 },
+  adaptive: { family: 'adaptive', config: { n_layer: 4, block_size: 256, n_embd: 256, n_head: 4, vocab_size: 50257 }, tokens: 256 },
+  matched: { family: 'matched', config: { n_layer: 6, block_size: 256, n_embd: 256, n_head: 4, vocab_size: 50257 }, tokens: 256 },
+  diffusion: { family: 'diffusion', config: { n_layer: 4, block_size: 256, n_embd: 256, n_head: 4, vocab_size: 50257 }, tokens: 256 },
+  adaptive_diffusion: { family: 'adaptive_diffusion', config: { n_layer: 4, block_size: 256, n_embd: 256, n_head: 4, vocab_size: 50257 }, tokens: 256 },
+};
+
 export async function runBench(argv: string[]): Promise<number> {
-  const opts = parseArgs(argv, { backend: 'string', runs: 'int', families: 'string', debug: 'boolean' }, 'bench');
-  const state = await initBackend((opts.backend as BackendChoice) ?? 'auto');
+  const opts = parseArgs(argv, { runtimes: 'string', runs: 'int', models: 'string', debug: 'boolean', backend: 'string' }, 'bench');
   const runs = (opts.runs as number | undefined) ?? 5;
-  const families = ((opts.families as string | undefined) ?? 'base,adaptive,matched,diffusion,adaptive_diffusion').split(',') as Family[];
-  let long = BENCH_TEXT;
-  while (long.length < 4000) long += BENCH_TEXT;
-  const text = long.slice(0, tokenize(long)[255].end); // exactly one window of 256 tokens
-  process.stdout.write(`analysis of one 256-token window, full-size models, ${state.info.name} on ${state.device.name}; median of ${runs} runs (ms)\n`);
-  process.stdout.write(`${'family'.padEnd(20)}${'params'.padStart(12)}${'analysis'.padStart(12)}${'+ audit 4'.padStart(12)}${'logits only'.padStart(14)}\n`);
-  for (const family of families) {
-    const config = defaultConfig(family, { n_layer: 4, block_size: 256, n_embd: 256, n_head: 4, vocab_size: 50257 });
-    const model = Model.init(config, 1);
-    const lm: LoadedModel = {
-      model,
-      info: { path: 'bench', family, config, paramCount: countParams(config), configSources: {}, tokenizer: 'gpt2', causal: !isDiffusion(family), adaptive: isAdaptive(family) },
-    };
-    const plain = median(await timeAnalysis(lm, text, 0, runs));
-    const audited = lm.info.causal && lm.info.adaptive ? median(await timeAnalysis(lm, text, 4, Math.max(1, runs >> 1))) : NaN;
-    const ids = tf.tensor2d(Array.from({ length: 256 }, (_, i) => (i * 7919) % 50257), [1, 256], 'int32');
-    const fwd: number[] = [];
-    for (let i = 0; i < runs + 1; i++) {
-      const t0 = performance.now();
-      const l = model.logits(ids);
-      await l.data();
-      l.dispose();
-      if (i > 0) fwd.push(performance.now() - t0);
+  const models = ((opts.models as string | undefined) ?? 'base,adaptive').split(',');
+  const runtimes = ((opts.runtimes as string | undefined) ?? (opts.backend as string | undefined) ?? 'onnx-cpu:1,onnx-cpu:2,wasm').split(',');
+  for (const m of models) if (!BENCH_CONFIGS[m]) throw new BadInputError(`bench: unknown model '${m}' (use ${Object.keys(BENCH_CONFIGS).join(', ')})`);
+  process.stdout.write(`analysis of one window, full-size models with seeded random weights; median of ${runs} runs, ms\n`);
+  process.stdout.write(`${'model'.padEnd(22)}${'tokens'.padStart(7)}${runtimes.map((r) => r.padStart(14)).join('')}\n`);
+  for (const m of models) {
+    const { family, config: partial, tokens } = BENCH_CONFIGS[m];
+    const config = defaultConfig(family, partial);
+    const weights = familyDef(family).init(config, 1);
+    const text = benchText(tokens);
+    const rows: Record<string, string[]> = { analysis: [], '+ audit 4': [] };
+    const info = modelInfo({ path: 'bench', config, sources: {}, weights }, GPT2_TOKENIZER.info);
+    for (const spec of runtimes) {
+      const runner = await runnerFor(spec, config, weights);
+      if (typeof runner === 'string') {
+        rows.analysis.push('—');
+        rows['+ audit 4'].push('—');
+        process.stderr.write(`${spec}: ${runner}\n`);
+        continue;
+      }
+      const lm: LoadedModel = { info, config, weights, tokenizer: GPT2_TOKENIZER, runner, dispose: () => runner.dispose() };
+      rows.analysis.push((await timeAnalysis(lm, text, tokens, 0, runs)).toFixed(0));
+      rows['+ audit 4'].push(info.futureLeak ? (await timeAnalysis(lm, text, tokens, 4, runs)).toFixed(0) : '—');
+      await lm.dispose();
     }
-    ids.dispose();
-    model.dispose();
-    const f = (x: number) => (Number.isFinite(x) ? x.toFixed(0) : '—');
-    process.stdout.write(`${family.padEnd(20)}${countParams(config).toLocaleString('en-US').padStart(12)}${f(plain).padStart(12)}${f(audited).padStart(12)}${f(median(fwd)).padStart(14)}\n`);
+    for (const [label, cells] of Object.entries(rows)) {
+      if (label !== 'analysis' && cells.every((c) => c === '—')) continue;
+      process.stdout.write(`${`${m} ${label}`.padEnd(22)}${String(tokens).padStart(7)}${cells.map((c) => c.padStart(14)).join('')}\n`);
+    }
   }
   return 0;
 }

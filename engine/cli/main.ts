@@ -10,12 +10,13 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import type { AnalyzeEvent, BackendChoice, ExplorerData } from '../protocol';
 import { BadInputError, reportError } from '../errors';
-import { initBackend } from '../runtime/tfjs/backend';
-import { loadModel } from '../io/checkpoint';
-import { analyzeText, type LoadedModel } from '../analysis/analyze';
+import { readCheckpoint, type CheckpointRead } from '../io/checkpoint';
+import { analyzeText } from '../analysis/analyze';
+import { GPT2_TOKENIZER, modelInfo, type LoadedModel } from '../runtime/loaded';
+import { createRunner, initRuntime } from '../runtime/select';
+import { familyDef } from '../models/registry';
 import { EngineServer } from '../server/server';
 import { EngineService } from '../server/service';
 import { writeSafetensors } from '../io/safetensors';
@@ -41,7 +42,7 @@ const USAGE = `usage: headlens <command> [options]
 options: --backend auto|tensorflow-gpu|tensorflow|webgpu|wasm|cpu   --debug (stack traces)
 Without --model the embedded starter model is used.`;
 
-const COMMON: ArgSpec = { backend: 'string', debug: 'boolean', help: 'boolean', model: 'string', config: 'string' };
+const COMMON: ArgSpec = { backend: 'string', threads: 'int', debug: 'boolean', help: 'boolean', model: 'string', config: 'string' };
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -85,20 +86,30 @@ function backendOf(opts: Record<string, unknown>): BackendChoice {
   return ((opts.backend as string | undefined) ?? process.env.HEADLENS_BACKEND ?? 'auto') as BackendChoice;
 }
 
-async function setup(opts: Record<string, unknown>): Promise<LoadedModel> {
-  await initBackend(backendOf(opts));
-  return loadModel({ path: opts.model as string | undefined, config: opts.config as string | undefined });
+/** The checkpoint: read and validated before any backend is probed. */
+function readModel(opts: Record<string, unknown>): Promise<CheckpointRead> {
+  return readCheckpoint({ path: opts.model as string | undefined, config: opts.config as string | undefined });
+}
+
+/** The runtime and the model's runner, once every input has been checked. */
+async function setup(opts: Record<string, unknown>, ck: CheckpointRead): Promise<LoadedModel> {
+  const state = await initRuntime(backendOf(opts), (opts.threads as number | undefined) ?? 0);
+  const runner = await createRunner(familyDef(ck.config.family), ck.config, ck.weights, state);
+  const tokenizer = GPT2_TOKENIZER;
+  return { info: modelInfo(ck, tokenizer.info), config: ck.config, weights: ck.weights, tokenizer, runner, dispose: () => runner.dispose() };
 }
 
 async function cmdInfo(argv: string[]): Promise<number> {
   const opts = parseArgs(argv, { ...COMMON, json: 'boolean' }, 'info');
   if (opts.help) return usage();
-  const lm = await setup(opts);
-  const backend = (await initBackend(backendOf(opts))).info;
+  const ck = await readModel(opts);
+  const info = modelInfo(ck, GPT2_TOKENIZER.info);
+  const backend = (await initRuntime(backendOf(opts), (opts.threads as number | undefined) ?? 0)).info;
   if (opts.json) {
-    process.stdout.write(JSON.stringify({ ...lm.info, backend }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ ...info, backend }, null, 2) + '\n');
   } else {
-    const c = lm.info.config;
+    const c = info.config;
+    const lm = { info };
     const lines = [
       `model      ${lm.info.path}`,
       `family     ${c.family}`,
@@ -111,7 +122,6 @@ async function cmdInfo(argv: string[]): Promise<number> {
     if (lm.info.note) lines.push(`note       ${lm.info.note}`);
     process.stdout.write(lines.join('\n') + '\n');
   }
-  lm.model.dispose();
   return 0;
 }
 
@@ -153,33 +163,20 @@ async function cmdForward(argv: string[]): Promise<number> {
   if (!opts.model) throw new BadInputError('forward needs --model P');
   if (!opts.ids) throw new BadInputError('forward needs --ids IDS.json');
   if (!opts.out) throw new BadInputError('forward needs --out OUT.safetensors');
-  const lm = await setup(opts);
-  const c = lm.info.config;
+  const ck = await readModel(opts);
+  const c = ck.config;
   const rows = readIds(opts.ids as string, c.vocab_size, c.block_size);
   const B = rows.length, T = rows[0].length;
   const tValues = parseTimesteps(opts.t as string | undefined, B, c.num_diffusion_steps);
-  const tensors = new Map<string, HostTensor>();
-  const ids = tf.tensor2d(rows.flat(), [B, T], 'int32');
-  const t = tValues ? tf.tensor1d(tValues, 'int32') : undefined;
-  const { logits, layers } = lm.model.forwardWithInternals(ids, t);
-  const put = async (name: string, x: tf.Tensor) => tensors.set(name, { shape: x.shape, dtype: 'float32', values: new Float32Array((await x.data()) as Float32Array) });
-  await put('logits', logits);
-  for (const L of layers) {
-    await put(`hidden.${L.layer}`, L.hidden);
-    await put(`attn.${L.layer}`, L.attn);
-    if (L.loraA && L.loraB && L.loraFro && L.loraTok) {
-      for (let h = 0; h < c.n_head; h++) {
-        await put(`lora_A.${L.layer}.${h}`, tf.tidy(() => L.loraA!.slice([0, h], [-1, 1]).squeeze([1])));
-        await put(`lora_B.${L.layer}.${h}`, tf.tidy(() => L.loraB!.slice([0, h], [-1, 1]).squeeze([1])));
-      }
-      await put(`lora_fro.${L.layer}`, L.loraFro);
-      await put(`lora_tok.${L.layer}`, L.loraTok);
-    }
+  checkWritable(opts.out as string);
+  const lm = await setup(opts, ck);
+  try {
+    const tensors: Map<string, HostTensor> = await lm.runner.forwardTensors(Int32Array.from(rows.flat()), B, T, tValues ? Int32Array.from(tValues) : undefined);
+    writeOutput(opts.out as string, () => writeSafetensors(opts.out as string, tensors, { metadata: { producer: 'headlens forward', config: JSON.stringify(c), runtime: lm.runner.name } }));
+    process.stderr.write(`wrote ${tensors.size} tensors to ${opts.out} (${lm.runner.name})\n`);
+  } finally {
+    await lm.dispose();
   }
-  tf.dispose([ids, t, logits, ...layers.flatMap((L) => Object.values(L).filter((v) => v instanceof tf.Tensor))] as tf.Tensor[]);
-  writeOutput(opts.out as string, () => writeSafetensors(opts.out as string, tensors, { metadata: { producer: 'headlens forward', config: JSON.stringify(c) } }));
-  process.stderr.write(`wrote ${tensors.size} tensors to ${opts.out}\n`);
-  lm.model.dispose();
   return 0;
 }
 
@@ -197,6 +194,12 @@ function parseTimesteps(raw: string | undefined, B: number, steps: number | unde
     throw new BadInputError(`--t must be a JSON list of ${B} integers in [0, ${steps}], got ${raw}`);
   }
   return t as number[];
+}
+
+/** The output's folder exists (checked before any backend starts). */
+function checkWritable(file: string): void {
+  const dir = path.dirname(path.resolve(file));
+  if (!fs.existsSync(dir)) throw new BadInputError(`cannot write ${file}: folder ${dir} does not exist`);
 }
 
 /** Output files: a clear error when the folder is missing or not writable. */
@@ -224,7 +227,8 @@ async function cmdAnalyze(argv: string[]): Promise<number> {
     text = fs.readFileSync(file, 'utf8');
   }
   if (!text) throw new BadInputError(`nothing to analyse: ${file ? `${file} is empty` : 'the text is empty'}`);
-  const lm = await setup(opts);
+  for (const out of [opts.json, opts.html]) if (out) checkWritable(out as string);
+  const lm = await setup(opts, await readModel(opts));
   if (lm.info.note) process.stderr.write(`note: ${lm.info.note}\n`);
   const events: AnalyzeEvent[] = [];
   const gen = analyzeText(lm, { text: text!, window: opts.window as number | undefined, auditPositions: opts.audit as number | undefined });
@@ -236,7 +240,7 @@ async function cmdAnalyze(argv: string[]): Promise<number> {
       break;
     }
     events.push(step.value);
-    if (step.value.kind === 'layer') process.stderr.write(`\ranalysed window ${step.value.window + 1}, layer ${step.value.layer + 1}/${lm.info.config.n_layer}   `);
+    if (step.value.kind === 'layer') process.stderr.write(`\ranalysed window ${step.value.window + 1}, layer ${step.value.layer + 1}/${lm.info.layers}   `);
   }
   process.stderr.write('\n');
   const tokens = events.flatMap((e) => (e.kind === 'tokens' ? e.tokens : []));
@@ -244,7 +248,7 @@ async function cmdAnalyze(argv: string[]): Promise<number> {
   process.stdout.write(formatTokenTable(data, (opts['max-rows'] as number | undefined) ?? 400) + '\n');
   if (opts.json) writeOutput(opts.json as string, () => atomicWrite(opts.json as string, JSON.stringify(data)));
   if (opts.html) writeOutput(opts.html as string, () => atomicWrite(opts.html as string, renderHtml(data)));
-  lm.model.dispose();
+  await lm.dispose();
   return 0;
 }
 
@@ -271,16 +275,16 @@ async function cmdExport(argv: string[]): Promise<number> {
   if (opts.help) return usage();
   if (!opts.model) throw new BadInputError('export needs --model P');
   if (!opts.out) throw new BadInputError('export needs --out OUT.safetensors');
-  const lm = await setup(opts);
+  const ck = await readModel(opts);
+  const info = modelInfo(ck, GPT2_TOKENIZER.info);
   const out = opts.out as string;
-  const config = JSON.stringify(lm.info.config);
-  const metadata: Record<string, string> = { format: 'headlens-model-1', config, tokenizer: 'gpt2' };
+  const config = JSON.stringify(ck.config);
+  const metadata: Record<string, string> = { format: 'headlens-model-1', config, tokenizer: info.tokenizer.kind };
   if (opts.note) metadata.note = opts.note as string;
-  const weights = await lm.model.toStateDict();
-  writeOutput(out, () => writeSafetensors(out, weights, { metadata, dtype: opts.fp16 ? 'F16' : 'F32' }));
-  atomicWrite(out.replace(/\.safetensors$/, '') + '.json', JSON.stringify({ ...lm.info.config, note: opts.note }, null, 2) + '\n');
-  process.stderr.write(`wrote ${out} (${(fs.statSync(out).size / 1e6).toFixed(2)} MB, ${lm.info.family}, ${lm.info.paramCount.toLocaleString('en-US')} parameters)\n`);
-  lm.model.dispose();
+  const ordered = new Map(familyDef(ck.config.family).parameters(ck.config).map((p) => [p.name, ck.weights.get(p.name)!]));
+  writeOutput(out, () => writeSafetensors(out, ordered, { metadata, dtype: opts.fp16 ? 'F16' : 'F32' }));
+  atomicWrite(out.replace(/\.safetensors$/, '') + '.json', JSON.stringify({ ...ck.config, note: opts.note }, null, 2) + '\n');
+  process.stderr.write(`wrote ${out} (${(fs.statSync(out).size / 1e6).toFixed(2)} MB, ${info.family}, ${info.paramCount.toLocaleString('en-US')} parameters)\n`);
   return 0;
 }
 

@@ -1,7 +1,8 @@
 /**
  * The readable per-token table of `headlens analyze`: token, NLL, top prediction, strongest head
  * (the layer.head with the highest attention max at that token, and the key it looks at) and the
- * dynamic-LoRA magnitude (largest loraTok over layers and heads, with its head).
+ * model's first per-head signal (e.g. a-gpt's loraTok, a gate): its largest value over layers and
+ * heads, with its head.
  */
 import type { AnalyzeLayerEvent, AnalyzeOutputEvent, ExplorerData } from '../protocol';
 import { decodeArray } from '../codec';
@@ -22,13 +23,14 @@ function show(s: string, width: number): string {
 export function formatTokenTable(data: ExplorerData, maxRows = 400): string {
   const { tokens, events, result } = data;
   const rows: Row[] = tokens.map(() => ({ nll: NaN, top: '', strong: '', lora: '' }));
-  const best = tokens.map(() => ({ attn: -1, lora: -1 }));
+  const best = tokens.map(() => ({ attn: -1, lora: -Infinity }));
+  const signal = (data.model.signals ?? []).find((s) => s.scope === 'head×token' || s.scope === 'kvhead×token');
   for (const ev of events) {
-    if (ev.kind === 'layer') fillLayer(ev, rows, best, tokens.map((t) => t.text));
+    if (ev.kind === 'layer') fillLayer(ev, rows, best, tokens.map((t) => t.text), signal?.name);
     if (ev.kind === 'output') fillOutput(ev, rows, result.vocabText);
   }
-  const adaptive = data.model.adaptive;
-  const header = `${'#'.padStart(5)}  ${'token'.padEnd(16)} ${'NLL'.padStart(7)}  ${'top prediction'.padEnd(16)} ${'strongest head'.padEnd(30)}${adaptive ? ' LoRA ‖v·A·B‖ (head)' : ''}`;
+  const adaptive = !!signal;
+  const header = `${'#'.padStart(5)}  ${'token'.padEnd(16)} ${'NLL'.padStart(7)}  ${'top prediction'.padEnd(16)} ${'strongest head'.padEnd(30)}${signal ? ` ${signal.label} (head)` : ''}`;
   const lines = [header, '-'.repeat(header.length)];
   const n = Math.min(rows.length, maxRows);
   for (let i = 0; i < n; i++) {
@@ -42,10 +44,11 @@ export function formatTokenTable(data: ExplorerData, maxRows = 400): string {
   return lines.join('\n');
 }
 
-function fillLayer(ev: AnalyzeLayerEvent, rows: Row[], best: { attn: number; lora: number }[], texts: string[]): void {
+function fillLayer(ev: AnalyzeLayerEvent, rows: Row[], best: { attn: number; lora: number }[], texts: string[], signal?: string): void {
   const [H, T] = ev.headMax.shape;
   const max = decodeArray(ev.headMax), arg = decodeArray(ev.headArgmax);
-  const lora = ev.loraTok ? decodeArray(ev.loraTok) : null;
+  const enc = signal ? ev.signals?.[signal] : undefined;
+  const lora = enc && enc.shape[0] === H ? decodeArray(enc) : null;
   for (let h = 0; h < H; h++) {
     for (let t = 0; t < T; t++) {
       const i = ev.tokenStart + t;

@@ -6,15 +6,14 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Family, ModelConfig, ModelInfo } from '../protocol';
+import type { Family, ModelConfig } from '../protocol';
 import { FAMILIES } from '../protocol';
 import { BadInputError } from '../errors';
 import type { HostTensor } from './tensor';
 import { readSafetensors } from './safetensors';
 import { loadTorchCheckpoint } from './torch';
-import { Model } from '../models/model';
-import { countParams, defaultConfig, inferConfig, isAdaptive, isDiffusion } from '../models/config';
-import type { LoadedModel } from '../analysis/analyze';
+import { defaultConfig, inferConfig, type ConfigSources } from '../models/config';
+import { checkShapes, familyDef } from '../models/registry';
 
 export const STARTER_MODEL_FILE = 'starter-adaptive.safetensors';
 
@@ -37,19 +36,29 @@ export interface LoadRequest {
   config?: string | Partial<ModelConfig>;
 }
 
-export async function loadModel(req: LoadRequest): Promise<LoadedModel> {
+/** A checkpoint read from disk: the architecture, where each config value came from, the weights. */
+export interface CheckpointRead {
+  /** The file or folder given, or a description of the starter model. */
+  path: string;
+  config: ModelConfig;
+  sources: ConfigSources;
+  /** PyTorch layout, float32, in the family's parameter names. */
+  weights: Map<string, HostTensor>;
+  note?: string;
+}
+
+export async function readCheckpoint(req: LoadRequest): Promise<CheckpointRead> {
   const given = readGivenConfig(req.config);
   if (!req.path) {
     const starter = starterModelPath();
-    if (starter) return loadFromFile(starter, given, 'embedded starter model');
+    if (starter) return readFile(starter, given, 'embedded starter model');
     const config = defaultConfig('adaptive', { ...RANDOM_STARTER_CONFIG, ...given });
-    const model = Model.init(config, 0);
-    return { model, info: infoOf('(random-init adaptive model)', model, {}, 'no trained starter model is installed: seeded random-init weights, untrained') };
+    return { path: '(random-init adaptive model)', config, sources: {}, weights: familyDef('adaptive').init(config, 0), note: 'no trained starter model is installed: seeded random-init weights, untrained' };
   }
-  return loadFromFile(req.path, given);
+  return readFile(req.path, given);
 }
 
-async function loadFromFile(file: string, given: Partial<ModelConfig>, note?: string): Promise<LoadedModel> {
+async function readFile(file: string, given: Partial<ModelConfig>, note?: string): Promise<CheckpointRead> {
   if (!fs.existsSync(file)) throw new BadInputError(`no such file: ${file} (check the model path)`);
   if (fs.statSync(file).isDirectory()) throw new BadInputError(`${file} is a folder: point to a .safetensors, .pt or .pth file`);
   const ext = path.extname(file).toLowerCase();
@@ -71,23 +80,8 @@ async function loadFromFile(file: string, given: Partial<ModelConfig>, note?: st
   if (merged.hyper && !Object.keys(merged.hyper).length) delete merged.hyper;
   const shapes = new Map([...weights].map(([k, v]) => [k, v.shape]));
   const { config, sources } = inferConfig(shapes, merged, path.basename(file));
-  const model = new Model(config, weights, path.basename(file));
-  return { model, info: infoOf(file, model, sources, note) };
-}
-
-function infoOf(file: string, model: Model, sources: ModelInfo['configSources'], note?: string): LoadedModel['info'] {
-  const c = model.config;
-  return {
-    path: file,
-    family: c.family,
-    config: c,
-    paramCount: countParams(c),
-    configSources: sources,
-    tokenizer: 'gpt2',
-    causal: !isDiffusion(c.family),
-    adaptive: isAdaptive(c.family),
-    note,
-  };
+  checkShapes(config, shapes, path.basename(file));
+  return { path: file, config, sources, weights, note };
 }
 
 /** --config: a JSON file path or an object, keys as in the fixtures (vocab_size, …, family, hyper{…}). */

@@ -1,6 +1,6 @@
 /**
- * Model configs: a-gpt's defaults, the parameter list of each family (PyTorch names, shapes and
- * `model.parameters()` order), and inference of the architecture from a checkpoint's tensors.
+ * a-gpt model configs: the authors' defaults, validation, and inference of the architecture from a
+ * checkpoint's tensor names and shapes.
  */
 import type { Family, HyperConfig, ModelConfig } from '../protocol';
 import { FAMILIES } from '../protocol';
@@ -21,6 +21,7 @@ export const AGPT_DEFAULTS = {
 export function isDiffusion(f: Family): boolean {
   return f === 'diffusion' || f === 'adaptive_diffusion';
 }
+/** The a-gpt hypernetwork families. */
 export function isAdaptive(f: Family): boolean {
   return f === 'adaptive' || f === 'adaptive_diffusion';
 }
@@ -62,57 +63,6 @@ export function validateConfig(c: ModelConfig): void {
     if (!(h.rank >= 1 && h.n_heads >= 1 && h.n_layers >= 1)) fail('hyper.rank, hyper.n_heads and hyper.n_layers must be ≥ 1');
     if (headDim(c) % h.n_heads !== 0) fail(`head width ${headDim(c)} is not divisible by hyper.n_heads ${h.n_heads}`);
   }
-}
-
-/** Ordered [name, PyTorch shape] of every parameter: the order of `model.parameters()`. */
-export function parameterList(c: ModelConfig): [string, number[]][] {
-  const C = c.n_embd, V = c.vocab_size, D = headDim(c);
-  const out: [string, number[]][] = [];
-  const hyper = (prefix: string) => {
-    if (!c.hyper) return;
-    const r = c.hyper.rank;
-    for (let h = 0; h < c.n_head; h++) {
-      const p = `${prefix}.hyper_v.${h}`;
-      for (let j = 0; j < c.hyper.n_layers; j++) {
-        out.push([`${p}.layers.${j}.in_proj_weight`, [3 * D, D]], [`${p}.layers.${j}.in_proj_bias`, [3 * D]]);
-        out.push([`${p}.layers.${j}.out_proj.weight`, [D, D]], [`${p}.layers.${j}.out_proj.bias`, [D]]);
-      }
-      out.push([`${p}.to_A.weight`, [D * r, D]], [`${p}.to_B.weight`, [r * D, D]]);
-    }
-  };
-  if (isDiffusion(c.family)) {
-    out.push(['token_emb.weight', [V, C]], ['time_emb.weight', [(c.num_diffusion_steps ?? 32) + 1, C]]);
-    for (let l = 0; l < c.n_layer; l++) {
-      const a = `blocks.${l}.attn`;
-      out.push([`${a}.c_q.weight`, [C, C]], [`${a}.c_k.weight`, [C, C]], [`${a}.c_v.weight`, [C, C]], [`${a}.c_proj.weight`, [C, C]]);
-      hyper(a);
-      out.push([`blocks.${l}.mlp.c_fc.weight`, [4 * C, C]], [`blocks.${l}.mlp.c_proj.weight`, [C, 4 * C]]);
-    }
-    out.push(['lm_head.weight', [V, C]]);
-    return out;
-  }
-  out.push(['transformer.wte.weight', [V, C]]);
-  for (let l = 0; l < c.n_layer; l++) {
-    const b = `transformer.h.${l}`;
-    out.push([`${b}.ln_1.weight`, [C]], [`${b}.ln_1.bias`, [C]]);
-    out.push([`${b}.attn.c_attn.weight`, [3 * C, C]], [`${b}.attn.c_attn.bias`, [3 * C]]);
-    out.push([`${b}.attn.c_proj.weight`, [C, C]], [`${b}.attn.c_proj.bias`, [C]]);
-    hyper(`${b}.attn`);
-    out.push([`${b}.ln_2.weight`, [C]], [`${b}.ln_2.bias`, [C]]);
-    out.push([`${b}.mlp.c_fc.weight`, [4 * C, C]], [`${b}.mlp.c_fc.bias`, [4 * C]]);
-    out.push([`${b}.mlp.c_proj.weight`, [C, 4 * C]], [`${b}.mlp.c_proj.bias`, [C]]);
-  }
-  out.push(['transformer.ln_f.weight', [C]], ['transformer.ln_f.bias', [C]], ['lm_head.weight', [V, C]]);
-  return out;
-}
-
-/** Embedding tables are used by gather; every other 2-D weight is an nn.Linear (held transposed). */
-export function isLinearWeight(name: string, shape: number[]): boolean {
-  return shape.length === 2 && !/(^|\.)(wte|token_emb|time_emb)\.weight$/.test(name);
-}
-
-export function countParams(c: ModelConfig): number {
-  return parameterList(c).reduce((s, [, shape]) => s + shape.reduce((a, b) => a * b, 1), 0);
 }
 
 export type ConfigSources = Record<string, 'shapes' | 'config' | 'checkpoint' | 'default'>;
@@ -190,21 +140,5 @@ export function inferConfig(
   if (config.hyper && given.hyper?.rank !== undefined && given.hyper.rank !== config.hyper.rank) {
     throw new BadInputError(`${file}: the config says hyper.rank ${given.hyper.rank} but to_A has rank ${config.hyper.rank}`);
   }
-  checkShapes(config, shapes, file);
   return { config, sources };
-}
-
-/** Every expected tensor present with its exact shape; nothing unexpected left over. */
-export function checkShapes(c: ModelConfig, shapes: Map<string, number[]>, file: string): void {
-  const expected = parameterList(c);
-  for (const [name, shape] of expected) {
-    const got = shapes.get(name);
-    if (!got) throw new BadInputError(`${file}: missing tensor '${name}' (expected shape [${shape}]) for a ${c.family} model`);
-    if (got.length !== shape.length || got.some((d, i) => d !== shape[i])) {
-      throw new BadInputError(`${file}: tensor '${name}' has shape [${got}] but the ${c.family} config needs [${shape}] (check n_head / --config)`);
-    }
-  }
-  const known = new Set(expected.map(([n]) => n));
-  const extra = [...shapes.keys()].filter((n) => !known.has(n) && !/rope_(cos|sin)$/.test(n));
-  if (extra.length) throw new BadInputError(`${file}: unexpected tensor '${extra[0]}'${extra.length > 1 ? ` (+${extra.length - 1} more)` : ''} for a ${c.family} model`);
 }

@@ -8,7 +8,8 @@
  */
 import type { ModelConfig } from '../protocol';
 import type { HostTensor } from '../io/tensor';
-import { isDiffusion, parameterList } from './config';
+import type { ParamSpec } from './family';
+import { isDiffusion } from './config';
 
 /** mulberry32: small, fast, seeded; good enough for initialisation and sampling. */
 export function makeRng(seed: number): () => number {
@@ -56,12 +57,12 @@ function initFor(name: string, shape: number[], diffusion: boolean): Init {
   return { kind: 'uniform', bound: 1 / Math.sqrt(fanIn) };
 }
 
-export function initialWeights(config: ModelConfig, seed: number): Map<string, HostTensor> {
+export function agptInitialWeights(config: ModelConfig, seed: number, params: ParamSpec[]): Map<string, HostTensor> {
   const rng = makeRng(seed);
   const normal = normalSampler(rng);
   const diffusion = isDiffusion(config.family);
   const out = new Map<string, HostTensor>();
-  const list = parameterList(config);
+  const list = params.map((p) => [p.name, p.shape] as [string, number[]]);
   const shapes = new Map(list);
   for (const [name, shape] of list) {
     const n = shape.reduce((a, b) => a * b, 1);

@@ -10,7 +10,8 @@ import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import { BadInputError } from '../errors';
 import { parseArgs } from '../cli/args';
-import { initBackend, setModulePaths } from './tfjs/backend';
+import { initBackend } from './tfjs/backend';
+import { setModulePaths } from './modules';
 
 export const WEBGPU_PACKAGE = 'webgpu@0.6.2';
 export const TFJS_NODE_GPU_PACKAGE = '@tensorflow/tfjs-node-gpu@4.22.0';

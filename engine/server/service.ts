@@ -4,9 +4,12 @@
  */
 import { EngineServer, ENGINE_VERSION } from './server';
 import { ErrorCode, PROTOCOL_VERSION, type AnalyzeEvent, type BackendChoice, type InitializeResult, type ModelInfo } from '../protocol';
-import { initBackend, currentBackend, fallBackFrom, setModulePaths } from '../runtime/tfjs/backend';
-import { loadModel } from '../io/checkpoint';
-import { analyzeText, type LoadedModel } from '../analysis/analyze';
+import { currentBackend, fallBackFrom } from '../runtime/tfjs/backend';
+import { setModulePaths } from '../runtime/modules';
+import { initRuntime, currentRuntime } from '../runtime/select';
+import { loadModel, type LoadedModel } from '../runtime/loaded';
+import type { LoadRequest } from '../io/checkpoint';
+import { analyzeText } from '../analysis/analyze';
 import { BadInputError, DeviceError } from '../errors';
 import { takeDeviceErrors } from '../runtime/tfjs/webgpu';
 import { registerTrainingHandlers } from '../train/session';
@@ -14,14 +17,17 @@ import { registerTrainingHandlers } from '../train/session';
 export class EngineService {
   loaded: LoadedModel | null = null;
   private backendChoice: BackendChoice;
+  private threads = 0;
 
   constructor(backend: BackendChoice = 'auto') {
     this.backendChoice = backend;
   }
 
-  async initialize(choice?: BackendChoice, modulePaths?: string[]): Promise<InitializeResult> {
+  async initialize(choice?: BackendChoice, modulePaths?: string[], threads?: number): Promise<InitializeResult> {
     if (modulePaths) setModulePaths(modulePaths);
-    const state = await initBackend(choice ?? this.backendChoice);
+    if (choice) this.backendChoice = choice;
+    if (threads !== undefined) this.threads = threads;
+    const state = await initRuntime(this.backendChoice, this.threads);
     return {
       protocolVersion: PROTOCOL_VERSION,
       engineVersion: ENGINE_VERSION,
@@ -31,10 +37,10 @@ export class EngineService {
     };
   }
 
-  async load(path: string | undefined, config?: Parameters<typeof loadModel>[0]['config']): Promise<ModelInfo> {
-    if (!currentBackend()) await initBackend(this.backendChoice);
-    const next = await loadModel({ path, config });
-    this.loaded?.model.dispose();
+  async load(path: string | undefined, config?: LoadRequest['config']): Promise<ModelInfo> {
+    const state = currentRuntime() ?? (await initRuntime(this.backendChoice, this.threads));
+    const next = await loadModel({ path, config }, state);
+    await this.loaded?.dispose();
     this.loaded = next;
     return next.info;
   }
@@ -54,7 +60,7 @@ export class EngineService {
       if (typeof p.protocolVersion === 'number' && p.protocolVersion !== PROTOCOL_VERSION) {
         throw new BadInputError(`protocol version mismatch: client speaks ${p.protocolVersion}, engine ${PROTOCOL_VERSION} (update Head Lens)`);
       }
-      return this.initialize(p.backend, p.modulePaths);
+      return this.initialize(p.backend, p.modulePaths, p.threads);
     });
     server.on('model/load', async (p) => this.load(p.path, p.config));
     server.on('model/info', async () => this.loaded?.info ?? null);

@@ -3,10 +3,10 @@
  * tiny config (d 64, 2 layers, T 64, batch 4) and the full-size a-gpt adaptive model (d 256,
  * 4 layers, T 256, batch 8) on the active backend, one fixed random batch.
  */
-import type { BackendChoice, Family } from '../protocol';
-import { initBackend } from '../runtime/tfjs/backend';
+import type { Family } from '../protocol';
+import { initBackend, tfjsChoiceOf } from '../runtime/tfjs/backend';
 import { parseArgs } from '../cli/args';
-import { Model } from '../models/model';
+import { TfModel as Model } from '../runtime/tfjs/model';
 import { defaultConfig } from '../models/config';
 import { median } from '../cli/bench';
 import { Rng } from './rng';
@@ -23,7 +23,7 @@ interface Case {
 
 export async function runTrainBench(argv: string[]): Promise<number> {
   const o = parseArgs(argv, { backend: 'string', steps: 'int', only: 'string', debug: 'boolean', 'micro-tokens': 'int' }, 'train-bench');
-  const state = await initBackend((o.backend as BackendChoice) ?? 'auto');
+  const state = await initBackend(tfjsChoiceOf((o.backend as string | undefined) ?? 'auto'));
   const all: Case[] = [
     { name: 'tiny adaptive (d 64, 2 layers)', family: 'adaptive', config: { n_layer: 2, n_embd: 64, n_head: 4, block_size: 64 }, B: 4, T: 64, steps: (o.steps as number) ?? 5 },
     { name: 'tiny base (d 64, 2 layers)', family: 'base', config: { n_layer: 2, n_embd: 64, n_head: 4, block_size: 64 }, B: 4, T: 64, steps: (o.steps as number) ?? 5 },

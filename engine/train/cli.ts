@@ -9,11 +9,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { BackendChoice, Family, TrainEvent } from '../protocol';
+import type { Family, TrainEvent } from '../protocol';
 import { FAMILIES } from '../protocol';
 import { BadInputError, reportError } from '../errors';
 import { parseArgs } from '../cli/args';
-import { initBackend } from '../runtime/tfjs/backend';
+import { initBackend, tfjsChoiceOf } from '../runtime/tfjs/backend';
 import { buildRun, prepareInputs, type RunSpec } from './setup';
 
 const USAGE = `usage: headlens train [--init P] [--config C] [--family F] [--data PATH…] --steps N
@@ -119,7 +119,7 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
       if (!fs.existsSync(dir)) throw new BadInputError(`--metrics-jsonl ${metricsFile}: folder ${dir} does not exist`);
     }
     const inputs = prepareInputs(spec); // bad data or paths fail before a backend is probed
-    await initBackend(((o.backend as string | undefined) ?? process.env.HEADLENS_BACKEND ?? 'auto') as BackendChoice);
+    await initBackend(tfjsChoiceOf((o.backend as string | undefined) ?? process.env.HEADLENS_BACKEND ?? 'auto'));
     const metrics = metricsFile ? fs.openSync(metricsFile, spec.resume ? 'a' : 'w') : null;
     const print = progressPrinter(spec.options.steps);
     const run = await buildRun(inputs, `cli-${process.pid}`, (e) => {

@@ -7,8 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Family, ModelConfig, TrainEvent } from '../protocol';
 import { BadInputError } from '../errors';
-import { loadModel, readGivenConfig } from '../io/checkpoint';
-import { Model } from '../models/model';
+import { readCheckpoint, readGivenConfig } from '../io/checkpoint';
+import { TfModel as Model } from '../runtime/tfjs/model';
 import { defaultConfig, inferConfig, isDiffusion } from '../models/config';
 import { readSafetensors } from '../io/safetensors';
 import { GPT2_VOCAB_SIZE } from '../tokenizers/gpt2';
@@ -90,8 +90,8 @@ async function buildModel(spec: RunSpec, opts: TrainOptions, resume: ResumePoint
     return { model: new Model(config, resume.weights, path.basename(spec.resume)), note: `resuming from ${spec.resume} at step ${resume.state.step}` };
   }
   if (spec.init) {
-    const lm = await loadModel({ path: spec.init, config: spec.config });
-    return { model: lm.model, note: `initialised from ${spec.init} (${lm.info.family})` };
+    const ck = await readCheckpoint({ path: spec.init, config: spec.config });
+    return { model: new Model(ck.config, ck.weights, path.basename(spec.init)), note: `initialised from ${spec.init} (${ck.config.family})` };
   }
   const family = spec.family ?? given.family ?? 'adaptive';
   const config = defaultConfig(family, { vocab_size: GPT2_VOCAB_SIZE, ...given, block_size: given.block_size ?? Math.max(opts.seqLen, 1) });

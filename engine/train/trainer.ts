@@ -14,7 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig, TrainEvent } from '../protocol';
 import { BadInputError, CancelledError, DeviceError } from '../errors';
 import { takeDeviceErrors } from '../runtime/tfjs/webgpu';
-import type { Model } from '../models/model';
+import type { TfModel as Model } from '../runtime/tfjs/model';
 import { isDiffusion } from '../models/config';
 import { AdamW, clipGrads, globalNorm } from './adamw';
 import { cosineLr } from './schedule';
@@ -269,21 +269,22 @@ export class Trainer {
     const t = b.t ? tf.tensor1d(b.t.subarray(0, 1), 'int32') : undefined;
     const { logits, layers } = this.model.forwardWithInternals(ids, t);
     const L = layers.length, H = this.model.config.n_head;
-    const fro: number[] = [], rel: number[] = [], ent: number[] = [];
+    const ent: number[] = [];
+    const signals: Record<string, number[]> = {};
     for (const li of layers) {
       const e = tf.tidy(() => tf.mean(tf.neg(tf.sum(tf.mul(li.attn, tf.log(tf.maximum(li.attn, 1e-30))), -1)), [0, 2]));
       ent.push(...((await e.data()) as Float32Array));
       e.dispose();
-      if (li.loraFro && li.loraTok && li.vNorm) {
-        const f = tf.tidy(() => tf.mean(li.loraFro!, 0));
-        const r = tf.tidy(() => tf.mean(tf.div(li.loraTok!, tf.maximum(li.vNorm!, 1e-12)), [0, 2]));
-        fro.push(...((await f.data()) as Float32Array));
-        rel.push(...((await r.data()) as Float32Array));
-        tf.dispose([f, r]);
+      // per-head signals (head or head×token scope): their mean over the batch and the tokens
+      for (const [name, x] of Object.entries(li.signals)) {
+        if (x.shape[1] !== H) continue;
+        const m = tf.tidy(() => (x.rank === 2 ? tf.mean(x, 0) : tf.mean(x, [0, 2])));
+        (signals[name] ??= []).push(...((await m.data()) as Float32Array));
+        m.dispose();
       }
     }
-    tf.dispose([ids, ...(t ? [t] : []), logits, ...layers.flatMap((li) => Object.values(li).filter((v): v is tf.Tensor => v instanceof tf.Tensor))]);
-    return { kind: 'probe', runId: this.runId, step: this.step, layers: L, heads: H, loraFro: fro.length ? fro : null, loraRel: rel.length ? rel : null, attnEntropy: ent };
+    tf.dispose([ids, ...(t ? [t] : []), logits, ...layers.flatMap((li) => [li.attn, li.hidden, ...Object.values(li.signals), ...Object.values(li.extras ?? {})])]);
+    return { kind: 'probe', runId: this.runId, step: this.step, layers: L, heads: H, loraFro: signals.loraFro ?? null, loraRel: signals.loraRel ?? null, attnEntropy: ent, signals };
   }
 
   state(): TrainState {

@@ -24,7 +24,7 @@ export const FAMILIES_UNDER_TEST: Family[] = ['base', 'matched', 'adaptive', 'di
 
 /** Backends every parity test runs on: HEADLENS_TEST_BACKENDS=wasm,cpu (default) or e.g. webgpu. */
 export function testBackends(): BackendName[] {
-  return (process.env.HEADLENS_TEST_BACKENDS ?? 'wasm,cpu').split(',').map((s) => s.trim()).filter(Boolean) as BackendName[];
+  return (process.env.HEADLENS_TEST_BACKENDS ?? 'wasm,cpu,onnx-cpu').split(',').map((s) => s.trim()).filter(Boolean) as BackendName[];
 }
 
 /** The engine CLI bundle, built by scripts/build.mjs. */

@@ -15,7 +15,8 @@ export interface ExplorerState {
   head: number;
   query: number | null;
   key: number | null;
-  loraMetric: 'loraTok' | 'loraRel';
+  /** Which per-head signal the strip shows (a catalogue name). */
+  loraMetric: string;
 }
 
 export interface ExplorerCallbacks {
@@ -35,7 +36,7 @@ export class Explorer {
 
   setData(data: ExplorerData): void {
     this.data = data;
-    this.record = AnalysisRecord.from(data.events, data.model.config.n_layer, data.model.config.n_head, data.result);
+    this.record = AnalysisRecord.from(data.events, data.model, data.result);
     const r = this.record;
     this.state.layer = Math.min(this.state.layer, Math.max(0, r.L - 1));
     this.state.head = Math.min(this.state.head, Math.max(0, r.H - 1));
@@ -192,27 +193,29 @@ export class Explorer {
     body.selectAll('p.hint').data([0]).join('p').attr('class', 'hint').text(a ? 'Click a row to select that query in the editor; shift-click selects a key.' : 'Attention maps were not sent for this layer.');
   }
 
-  /** Heads × tokens strip of loraTok/loraRel for the focused layer, and loraFro per head. */
+  /** Heads × tokens strip of a per-head signal (loraRel, gate, …) for the focused layer, and head-scoped signals (loraFro) per head. */
   private lora(r: AnalysisRecord): void {
-    const arr = this.state.loraMetric === 'loraRel' ? r.loraRel : r.loraTok;
-    const body = section(this.root, 'lora', `Dynamic LoRA — layer ${this.state.layer} (${this.state.loraMetric})`);
-    if (!arr) {
+    const specs = r.headTokenSignals();
+    const spec = specs.find((s) => s.name === this.state.loraMetric) ?? specs[0];
+    const body = section(this.root, 'lora', spec ? `${spec.label} — layer ${this.state.layer} (${spec.name})` : 'Adaptive signals');
+    if (!spec) {
       body.selectAll('*').remove();
-      body.append('p').attr('class', 'hint').text('This model has no hypernetwork: no dynamic LoRA to show.');
+      body.append('p').attr('class', 'hint').text('This model reports no per-head adaptive signal.');
       return;
     }
     body.selectAll('p.hint').remove();
     const { layer } = this.state;
     const N = r.N, H = r.H;
+    const at = (h: number, t: number) => r.signalAt(spec.name, t, layer, h);
     let max = 0;
-    for (let h = 0; h < H; h++) for (let t = 0; t < N; t++) max = Math.max(max, arr[(layer * H + h) * N + t] || 0);
+    for (let h = 0; h < H; h++) for (let t = 0; t < N; t++) max = Math.max(max, at(h, t) || 0);
     const color = heatScale(max);
     const cw = Math.max(1, Math.min(6, Math.floor(900 / N))), ch = 12;
     const canvas = body.selectAll<HTMLCanvasElement, number>('canvas.strip').data([0]).join('canvas').attr('class', 'strip').attr('width', N * cw).attr('height', H * ch).node()!;
     const ctx = canvas.getContext('2d')!;
     for (let h = 0; h < H; h++) {
       for (let t = 0; t < N; t++) {
-        ctx.fillStyle = color(arr[(layer * H + h) * N + t]);
+        ctx.fillStyle = color(at(h, t));
         ctx.fillRect(t * cw, h * ch, cw, ch - 1);
       }
     }
@@ -220,14 +223,15 @@ export class Explorer {
       .on('mousemove', (ev: MouseEvent) => {
         const rect = canvas.getBoundingClientRect();
         const t = Math.floor(((ev.clientX - rect.left) / rect.width) * N), h = Math.floor(((ev.clientY - rect.top) / rect.height) * H);
-        if (t >= 0 && t < N && h >= 0 && h < H) tooltip(`H${h} ${showToken(r.tokens[t].text)}: ${fmt(arr[(layer * H + h) * N + t], 4)}`, ev);
+        if (t >= 0 && t < N && h >= 0 && h < H) tooltip(`H${h} ${showToken(r.tokens[t].text)}: ${fmt(at(h, t), 4)}`, ev);
       })
       .on('mouseleave', () => tooltip(null))
       .on('click', (ev: MouseEvent) => {
         const rect = canvas.getBoundingClientRect();
         this.cb.selectToken(Math.floor(((ev.clientX - rect.left) / rect.width) * N), 'query');
       });
-    const fro = r.loraFro(layer, this.window(r));
+    const headSpec = r.specs.find((s) => s.scope === 'head');
+    const fro = headSpec ? r.headSignal(headSpec.name, layer, this.window(r)) : null;
     const bars = fro ? Array.from(fro, (v, h) => ({ h, v })) : [];
     const width = 260, bh = 14;
     const x = d3.scaleLinear().domain([0, d3.max(bars, (b) => b.v) || 1]).range([0, width - 90]);
@@ -242,7 +246,7 @@ export class Explorer {
     g.attr('transform', (d) => `translate(0,${d.h * (bh + 2)})`);
     g.select('rect').attr('width', (d) => x(d.v)).attr('fill', chartColors()[1]);
     g.select('text.label').text((d) => `H${d.h}`);
-    g.select('text.value').attr('x', (d) => 44 + x(d.v)).text((d) => `‖AB‖ ${fmt(d.v, 4)}`);
+    g.select('text.value').attr('x', (d) => 44 + x(d.v)).text((d) => `${headSpec?.name ?? ''} ${fmt(d.v, 4)}`);
   }
 
   /** Latent codes (attention of every head to the key) of all query–key pairs, PCA to 2-D. */

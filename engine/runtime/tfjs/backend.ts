@@ -1,8 +1,9 @@
 /**
- * Backend selection. `auto` tries, in order: tfjs-node-gpu (CUDA) → tfjs-node (oneDNN) → WebGPU (npm
- * `webgpu`, Dawn) → WASM (SIMD) → pure-JS cpu, and reports what it chose and why the others were
- * skipped. The native packages are optional dependencies (their install downloads libtensorflow,
- * which fails on machines without that access), detected here at run time.
+ * TensorFlow.js backend selection (training, and inference where onnxruntime is absent). `auto`
+ * tries, in order: tfjs-node-gpu (CUDA) → tfjs-node (oneDNN) → WebGPU (npm `webgpu`, Dawn; a
+ * hardware adapter only) → WASM (SIMD) → pure-JS cpu, and reports what it chose and why the others
+ * were skipped. The native packages are optional dependencies (their install downloads
+ * libtensorflow, which fails on machines without that access), detected here at run time.
  */
 import * as tf from '@tensorflow/tfjs-core';
 // tfjs-core alone registers neither chained ops nor gradients (see GPU.md); the bundle must keep these.
@@ -13,12 +14,13 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { version_cpu } from '@tensorflow/tfjs-backend-cpu';
 import { version_wasm } from '@tensorflow/tfjs-backend-wasm';
 import * as os from 'node:os';
-import * as path from 'node:path';
-import { createRequire } from 'node:module';
-import type { BackendChoice, BackendInfo, BackendName, DeviceInfo } from '../../protocol';
+import type { BackendInfo, DeviceInfo, TfjsBackendName } from '../../protocol';
 import { BadInputError } from '../../errors';
-import { setupWebGpu } from './webgpu';
+import { optionalRequire } from '../modules';
+import { probeWebGpuAdapter, setupWebGpu } from './webgpu';
 
+type BackendName = TfjsBackendName;
+export type TfjsChoice = 'auto' | TfjsBackendName;
 export const BACKEND_ORDER: BackendName[] = ['tensorflow-gpu', 'tensorflow', 'webgpu', 'wasm', 'cpu'];
 const TFJS_NAME: Record<BackendName, string> = {
   'tensorflow-gpu': 'tensorflow',
@@ -29,34 +31,12 @@ const TFJS_NAME: Record<BackendName, string> = {
 };
 
 export interface BackendState {
-  info: BackendInfo;
+  info: BackendInfo & { name: BackendName };
   device: DeviceInfo;
 }
 let current: BackendState | null = null;
 /** Backends already initialised in this process: switching back is a plain setBackend. */
 const ready = new Map<BackendName, BackendState>();
-let extraModulePaths: string[] = [];
-
-/** Folders (e.g. the extension's global storage) where GPU packages were installed on demand. */
-export function setModulePaths(paths: string[]): void {
-  extraModulePaths = paths.filter(Boolean);
-}
-
-/** require() that also looks in the on-demand install folders; null when the package is absent. */
-function optionalRequire(name: string): unknown | null {
-  const bases = [...extraModulePaths.map((p) => path.join(p, 'node_modules')), __dirname, process.cwd()];
-  for (const base of bases) {
-    try {
-      const req = createRequire(path.join(base, 'noop.js'));
-      return req(name);
-    } catch (e) {
-      const msg = (e as Error).message ?? '';
-      if (!/Cannot find module/.test(msg) || !msg.includes(name)) throw e;
-    }
-  }
-  return null;
-}
-
 async function tryTensorflow(gpu: boolean): Promise<DeviceInfo> {
   const pkg = gpu ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node';
   if (!optionalRequire(pkg)) throw new Error(`${pkg} is not installed`);
@@ -88,7 +68,9 @@ async function tryOne(name: BackendName, auto = false): Promise<DeviceInfo> {
     case 'tensorflow':
       return tryTensorflow(false);
     case 'webgpu':
-      return setupWebGpu(optionalRequire, !auto); // `auto` wants a real GPU, not a CPU emulation
+      // probed in a child first: a missing driver makes Dawn print to stderr; `auto` wants a real GPU
+      await probeWebGpuAdapter(!auto);
+      return setupWebGpu(optionalRequire, !auto);
     case 'wasm':
       return tryWasm();
     case 'cpu':
@@ -96,8 +78,13 @@ async function tryOne(name: BackendName, auto = false): Promise<DeviceInfo> {
   }
 }
 
+/** Training runs on TensorFlow.js: an onnxruntime choice means the best TensorFlow.js backend. */
+export function tfjsChoiceOf(choice: string): TfjsChoice {
+  return choice.startsWith('onnx-') ? 'auto' : (choice as TfjsChoice);
+}
+
 /** Initialise the backend (once per process, or again to switch). */
-export async function initBackend(choice: BackendChoice = 'auto'): Promise<BackendState> {
+export async function initBackend(choice: TfjsChoice = 'auto'): Promise<BackendState> {
   // Production mode: skips debug checks and the cpu backend's banner, which would go to stdout.
   tf.enableProdMode();
   if (current && (choice === 'auto' || choice === current.info.name)) return current;
@@ -105,7 +92,7 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
     throw new BadInputError(`unknown backend '${choice}': use one of auto, ${BACKEND_ORDER.join(', ')}`);
   }
   const known = choice !== 'auto' ? ready.get(choice) : undefined;
-  if (known && (await tf.setBackend(TFJS_NAME[known.info.name]))) {
+  if (known && (await tf.setBackend(TFJS_NAME[known.info.name as BackendName]))) {
     current = known;
     return current;
   }
@@ -114,7 +101,7 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
   for (const name of order) {
     try {
       const device = await tryOne(name, choice === 'auto');
-      const info: BackendInfo = {
+      const info: BackendState['info'] = {
         name,
         version: name === 'cpu' ? version_cpu : name === 'wasm' ? version_wasm : tf.version_core,
         reason: choice === 'auto' ? (skipped.length ? 'first backend that loaded' : 'preferred backend') : 'requested',

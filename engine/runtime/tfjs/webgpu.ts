@@ -7,6 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { DeviceInfo } from '../../protocol';
+import { probeInChild, resolveOptional } from '../modules';
 
 type OptionalRequire = (name: string) => unknown | null;
 
@@ -45,6 +46,36 @@ const LIMITS = [
 export function isSoftwareAdapter(info: { vendor?: string; architecture?: string; device?: string; description?: string }, fallback?: boolean): boolean {
   if (fallback) return true;
   return /llvmpipe|lavapipe|swiftshader|software/i.test([info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' '));
+}
+
+const ADAPTER_PROBE = `
+const g = require(MODULE);
+Object.assign(globalThis, g.globals);
+g.create([]).requestAdapter({ powerPreference: 'high-performance' }).then(async (a) => {
+  if (!a) return console.log(JSON.stringify({ error: 'no WebGPU adapter (no Vulkan/Metal/D3D12 driver found)' }));
+  const info = a.info || (a.requestAdapterInfo ? await a.requestAdapterInfo() : {}) || {};
+  console.log(JSON.stringify({ vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description, fallback: !!a.isFallbackAdapter }));
+  process.exit(0);
+}, (e) => { console.log(JSON.stringify({ error: String(e && e.message || e) })); process.exit(0); });
+`;
+
+let adapterProbe: Promise<void> | null = null;
+let adapterProbeSoftware = false;
+
+/**
+ * Asks a child process whether a WebGPU adapter exists (and whether it is a software one) before
+ * this process loads Dawn: on a machine without a driver Dawn prints a two-line warning to
+ * stderr, and lavapipe prints two "artificially reduced" lines.
+ */
+export async function probeWebGpuAdapter(allowSoftware: boolean): Promise<void> {
+  const entry = resolveOptional('webgpu');
+  if (!entry) throw new Error("the 'webgpu' package is not installed (Head Lens: Install GPU Backend)");
+  adapterProbe ??= probeInChild(ADAPTER_PROBE, entry).then((r) => {
+    if (!r.ok) throw new Error(r.reason ?? 'the WebGPU probe failed');
+    adapterProbeSoftware = isSoftwareAdapter(r.value as Record<string, string>, r.value?.fallback === true);
+  });
+  await adapterProbe;
+  if (!allowSoftware && adapterProbeSoftware) throw new Error('the only WebGPU adapter is a software one (CPU-emulated); ask for --backend webgpu to use it anyway');
 }
 
 export async function setupWebGpu(optionalRequire: OptionalRequire, allowSoftware = true): Promise<DeviceInfo> {

@@ -1,0 +1,115 @@
+/**
+ * What a model family is: its parameters (PyTorch names, shapes, order), its forward pass as a
+ * program over virtual layers written against the op interface, its output head, the signals its
+ * mechanisms report, and its initialisation. Every runtime runs these definitions; nothing about
+ * a family is written twice.
+ */
+import type { ModelConfig, SignalSpec } from '../protocol';
+import type { HostTensor } from '../io/tensor';
+import type { Ops } from './ops';
+
+export interface ParamSpec {
+  name: string;
+  /** PyTorch shape. */
+  shape: number[];
+  /** An nn.Linear weight [out, in]: every runtime stores it transposed, [in, out]. */
+  linear?: boolean;
+}
+
+/**
+ * Interventions the runtimes can feed every forward (the ablation sweep of the interventions
+ * view). Each is (L, H): per virtual layer and query head.
+ *   headScale   multiplies the head's attention output (0 = the head switched off);
+ *   headMean    1 replaces the head's output by its mean over the window's positions;
+ *   adaptiveOff 1 switches the head's adaptive path off (each mechanism says what that means).
+ */
+export interface Controls<T> {
+  headScale: T;
+  headMean: T;
+  adaptiveOff: T;
+}
+
+export interface ForwardInputs<T> {
+  ids: T; // (B, T) int32
+  positions: T; // (T) int32, 0 … T−1
+  t?: T; // (B) int32: the diffusion timestep
+  controls?: Controls<T>;
+}
+
+export interface LayerOut<T> {
+  /** (B, H, Tq, Tk) attention weights after mask and normalisation. */
+  attn: T;
+  /** Residual stream after the layer (B, T, C) (parallel lanes: their mean). */
+  hidden: T;
+  /** Catalogued signals of this layer, shaped by scope with a leading batch axis. */
+  signals: Record<string, T>;
+  /** Further reference tensors under their fixture names (`headlens forward`). */
+  extras?: Record<string, T>;
+}
+
+/** A forward pass, one virtual layer at a time (so analysis can stream layer by layer). */
+export interface Program<T> {
+  readonly layers: number;
+  step(layer: number): LayerOut<T>;
+  /** The normalised hidden state that feeds the output head (B, T, C). */
+  final(): T;
+  /** Tensors the program keeps between steps (runtimes with scoped memory keep these alive). */
+  state(): T[];
+}
+
+export interface HeadSpec {
+  /** The weight: an nn.Linear (stored [C, V]) or, when tied, the embedding table (V, C). */
+  weight: string;
+  tied: boolean;
+  bias?: string;
+  /** logits → cap·tanh(logits / cap). */
+  softcap?: number;
+}
+
+export interface FamilyDef {
+  readonly families: readonly ModelConfig['family'][];
+  /** Causal LM (next-token NLL) or a denoiser scored on its own tokens. */
+  objective(c: ModelConfig): 'causal' | 'diffusion';
+  parameters(c: ModelConfig): ParamSpec[];
+  program<T>(o: Ops<T>, c: ModelConfig, inputs: ForwardInputs<T>): Program<T>;
+  head(c: ModelConfig): HeadSpec;
+  signals(c: ModelConfig): SignalSpec[];
+  /** Virtual layers (the analysis's layers) and heads per layer. */
+  layerCount(c: ModelConfig): number;
+  kvHeads(c: ModelConfig): number;
+  /** Per virtual layer: how far back a query sees (null: the whole window; 'bidirectional'). */
+  attentionWindows(c: ModelConfig): (number | null | 'bidirectional')[];
+  /** The family's own initialisation (seeded), PyTorch layout. */
+  init(c: ModelConfig, seed: number): Map<string, HostTensor>;
+  /** Whether the mechanism has an adaptive path that `adaptiveOff` switches off. */
+  adaptive(c: ModelConfig): boolean;
+  /** Whether that path reads later tokens of the window in a causal model (the causality audit). */
+  futureLeak(c: ModelConfig): boolean;
+}
+
+/** Logits from the final hidden state: h @ W (+ b), optionally soft-capped. */
+export function applyHead<T>(o: Ops<T>, spec: HeadSpec, h: T): T {
+  const w = o.param(spec.weight);
+  let logits = o.matmul(h, spec.tied ? o.transpose(w, [1, 0]) : w);
+  if (spec.bias) logits = o.add(logits, o.param(spec.bias));
+  if (spec.softcap) logits = o.mul(o.tanh(o.div(logits, spec.softcap)), spec.softcap);
+  return logits;
+}
+
+/**
+ * The interventions on one layer's per-head attention output y (B, H, T, d): scaled per head,
+ * or mixed towards its mean over positions. Without controls, y unchanged.
+ */
+export function interveneHeads<T>(o: Ops<T>, y: T, controls: Controls<T> | undefined, layer: number): T {
+  if (!controls) return y;
+  const scale = o.reshape(o.slice(controls.headScale, 0, layer, layer + 1), [1, -1, 1, 1]); // (1, H, 1, 1)
+  const mix = o.reshape(o.slice(controls.headMean, 0, layer, layer + 1), [1, -1, 1, 1]);
+  const mean = o.mean(y, 2, true); // (B, H, 1, d)
+  return o.mul(o.add(o.mul(y, o.sub(1, mix)), o.mul(mean, mix)), scale);
+}
+
+/** The `adaptiveOff` row of a layer as (1, H, 1, 1) (1 = off), or null without controls. */
+export function adaptiveOffOf<T>(o: Ops<T>, controls: Controls<T> | undefined, layer: number): T | null {
+  if (!controls) return null;
+  return o.reshape(o.slice(controls.adaptiveOff, 0, layer, layer + 1), [1, -1, 1, 1]);
+}

@@ -1,0 +1,85 @@
+/**
+ * The signal catalogue: what each adaptive mechanism reports, declared once (DESIGN.md
+ * "Adaptive signals"). Families list the entries that apply to a config; the views render any
+ * entry from its scope, label, unit and range.
+ */
+import type { SignalSpec } from '../protocol';
+
+export const SIGNALS = {
+  loraFro: {
+    name: 'loraFro',
+    scope: 'head',
+    label: 'dynamic LoRA ‖ΔW‖',
+    description: "(α/r)·‖A B‖_F of the head's hypernetwork-generated value update",
+    mechanism: 'a-gpt hypernetwork',
+    perLayer: true,
+  },
+  loraTok: {
+    name: 'loraTok',
+    scope: 'head×token',
+    label: 'dynamic LoRA update',
+    description: '(α/r)·‖v_t A B‖₂: how far the hypernetwork moves the token’s value',
+    mechanism: 'a-gpt hypernetwork',
+    perLayer: true,
+  },
+  loraRel: {
+    name: 'loraRel',
+    scope: 'head×token',
+    label: 'dynamic LoRA, relative',
+    description: 'loraTok / ‖v_t‖₂: the value update relative to the value',
+    mechanism: 'a-gpt hypernetwork',
+    perLayer: true,
+  },
+  gate: {
+    name: 'gate',
+    scope: 'head×token',
+    label: 'attention gate',
+    range: [0, 1],
+    description: 'σ(n_t · W_g[h]): the factor GatedAttn puts on head h’s output at token t',
+    mechanism: 'GatedAttn',
+    perLayer: true,
+  },
+  veGate: {
+    name: 'veGate',
+    scope: 'kvhead×token',
+    label: 'value-embedding gate',
+    range: [0, 2],
+    description: '2·σ(W · x_t[:32]): the weight of the token’s value embedding in its kv head',
+    mechanism: 'autoresearch value embeddings',
+    perLayer: true,
+  },
+  hylaActive: {
+    name: 'hylaActive',
+    scope: 'head×token',
+    label: 'HYLA active units',
+    range: [0, 1],
+    description: 'fraction of the generated value network’s ReLU units active for (t, k*)',
+    mechanism: 'HYLA',
+    perLayer: true,
+  },
+  skipGate: {
+    name: 'skipGate',
+    scope: 'layer×token',
+    label: 'U-Net skip gate',
+    range: [0, 1],
+    description: 'mean over channels of σ(skip_gates): how much of the running stream is kept against the skip',
+    mechanism: 'parameter-golf U-Net skips',
+    perLayer: true,
+  },
+  dNll: {
+    name: 'dNll',
+    scope: 'token',
+    label: 'ΔNLL (A − B)',
+    unit: 'nats',
+    diverging: true,
+    description: 'NLL of model A minus NLL of model B on the same token: negative where A is better',
+    mechanism: 'compare',
+    perLayer: false,
+  },
+} as const satisfies Record<string, SignalSpec>;
+
+export type SignalName = keyof typeof SIGNALS;
+
+export function signalsOf(...names: SignalName[]): SignalSpec[] {
+  return names.map((n) => ({ ...SIGNALS[n] }) as SignalSpec);
+}
