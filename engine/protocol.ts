@@ -196,7 +196,7 @@ export interface ModelInfo {
   config: ModelConfig;
   paramCount: number;
   /** Where each config value came from (checkpoint shapes, sidecar config, a-gpt default). */
-  configSources: Record<string, 'shapes' | 'config' | 'checkpoint' | 'default'>;
+  configSources: Record<string, 'shapes' | 'config' | 'checkpoint' | 'sidecar' | 'default'>;
   /** The tokenizer the model uses: its kind and where it came from. */
   tokenizer: TokenizerInfo;
   /** True when the model is causal (next-token NLL exists). */

@@ -1,8 +1,11 @@
 /**
- * Loading a model from a local path: `.safetensors` (+ a sidecar config) or a PyTorch `.pt`/`.pth`
- * (a-gpt's `save_checkpoint` dict or a bare state_dict, read by the restricted unpickler). The
- * architecture comes from tensor names and shapes; what shapes cannot tell from `--config`, the
- * checkpoint's own config, or a-gpt's defaults. With no path, the embedded starter model.
+ * Loading a model from a local path. The file formats are read here — `.safetensors` (+ its
+ * metadata and a sidecar config), PyTorch `.pt`/`.pth`/`.bin` (the restricted unpickler) — into a
+ * raw checkpoint: tensors by name (a `torch.compile` `_orig_mod.` or DDP `module.` prefix removed)
+ * and the config dicts found with them. Each family then recognises its own checkpoints and maps
+ * names, layouts and config (models/<family>.ts, `fromCheckpoint`); what neither the tensors nor
+ * the checkpoint's config tell comes from `--config` or the family's defaults. With no path, the
+ * embedded starter model.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -12,8 +15,8 @@ import { BadInputError } from '../errors';
 import type { HostTensor } from './tensor';
 import { readSafetensors } from './safetensors';
 import { loadTorchCheckpoint } from './torch';
-import { defaultConfig, inferConfig, type ConfigSources } from '../models/config';
-import { checkShapes, familyDef } from '../models/registry';
+import type { ConfigSources } from '../models/config';
+import { checkShapes, familyDef, recogniseFamily } from '../models/registry';
 
 export const STARTER_MODEL_FILE = 'starter-adaptive.safetensors';
 
@@ -33,17 +36,41 @@ export const RANDOM_STARTER_CONFIG: Partial<ModelConfig> = { vocab_size: 50257, 
 
 export interface LoadRequest {
   path?: string;
-  config?: string | Partial<ModelConfig>;
+  /** A JSON config file, or the config object: the family's own field names plus `family`. */
+  config?: string | Record<string, unknown>;
+}
+
+/** A config dict as found: its values and where they came from. */
+export type RawConfig = Record<string, unknown>;
+
+/** A checkpoint as its file holds it, before any family reads it. */
+export interface RawCheckpoint {
+  /** The path given (file or folder). */
+  path: string;
+  /** The weights file read, for messages. */
+  name: string;
+  format: 'safetensors' | 'torch' | 'ptz';
+  tensors: Map<string, HostTensor>;
+  /** The checkpoint's own config (a torch dict's `config` / `model_args`, safetensors metadata). */
+  fileConfig: RawConfig;
+  /** A config file beside the weights (config.json, <name>.json). */
+  sidecar: RawConfig;
+  /** The whole torch checkpoint dict's other entries (iter_num, step, …). */
+  extra: Record<string, unknown>;
+}
+
+/** What a family makes of a checkpoint. */
+export interface FamilyCheckpoint {
+  config: ModelConfig;
+  sources: ConfigSources;
+  /** PyTorch layout, float32, the family's parameter names. */
+  weights: Map<string, HostTensor>;
 }
 
 /** A checkpoint read from disk: the architecture, where each config value came from, the weights. */
-export interface CheckpointRead {
+export interface CheckpointRead extends FamilyCheckpoint {
   /** The file or folder given, or a description of the starter model. */
   path: string;
-  config: ModelConfig;
-  sources: ConfigSources;
-  /** PyTorch layout, float32, in the family's parameter names. */
-  weights: Map<string, HostTensor>;
   note?: string;
 }
 
@@ -51,107 +78,102 @@ export async function readCheckpoint(req: LoadRequest): Promise<CheckpointRead> 
   const given = readGivenConfig(req.config);
   if (!req.path) {
     const starter = starterModelPath();
-    if (starter) return readFile(starter, given, 'embedded starter model');
-    const config = defaultConfig('adaptive', { ...RANDOM_STARTER_CONFIG, ...given });
+    if (starter) return interpret(readRaw(starter), given, 'embedded starter model');
+    const config = familyDef('adaptive').defaults('adaptive', { ...RANDOM_STARTER_CONFIG, ...given });
     return { path: '(random-init adaptive model)', config, sources: {}, weights: familyDef('adaptive').init(config, 0), note: 'no trained starter model is installed: seeded random-init weights, untrained' };
   }
-  return readFile(req.path, given);
+  return interpret(readRaw(req.path), given);
 }
 
-async function readFile(file: string, given: Partial<ModelConfig>, note?: string): Promise<CheckpointRead> {
+/** The family that recognises the checkpoint (or the one `--config` names) maps it. */
+export function interpret(raw: RawCheckpoint, given: RawConfig, note?: string): CheckpointRead {
+  const forced = familyOf(given, '--config') ?? familyOf(raw.sidecar, raw.name) ?? familyOf(raw.fileConfig, raw.name);
+  const def = forced ? familyDef(forced) : recogniseFamily(raw);
+  if (!def) {
+    const names = [...raw.tensors.keys()];
+    throw new BadInputError(`${raw.name}: not a model architecture Head Lens knows (tensors ${names.slice(0, 4).join(', ')}${names.length > 4 ? `, … ${names.length} in all` : ''}); known: ${FAMILIES.join(', ')}`);
+  }
+  const ck = def.fromCheckpoint(raw, given);
+  checkShapes(ck.config, new Map([...ck.weights].map(([k, v]) => [k, v.shape])), raw.name);
+  return { path: raw.path, ...ck, note };
+}
+
+/** The `family` a config dict names (also a-gpt's `kind` / `model_name`), checked. */
+function familyOf(cfg: RawConfig, where: string): Family | undefined {
+  const fam = cfg.family ?? cfg.kind;
+  if (fam === undefined) return undefined;
+  if (!FAMILIES.includes(fam as Family)) throw new BadInputError(`${where}: family '${String(fam)}' is not one of ${FAMILIES.join(', ')}`);
+  return fam as Family;
+}
+
+/** Reads the weights and the config found with them. */
+export function readRaw(file: string): RawCheckpoint {
   if (!fs.existsSync(file)) throw new BadInputError(`no such file: ${file} (check the model path)`);
   if (fs.statSync(file).isDirectory()) throw new BadInputError(`${file} is a folder: point to a .safetensors, .pt or .pth file`);
   const ext = path.extname(file).toLowerCase();
-  let weights: Map<string, HostTensor>;
-  let fileConfig: Partial<ModelConfig> = {};
+  const name = path.basename(file);
   if (ext === '.safetensors') {
     const st = readSafetensors(file);
     // training checkpoints carry the optimizer moments beside the weights
-    weights = new Map([...st.tensors].filter(([k]) => !k.startsWith('optim.')));
-    fileConfig = { ...configFromMetadata(st.metadata), ...sidecarConfig(file) };
-  } else if (ext === '.pt' || ext === '.pth' || ext === '.bin') {
-    const ck = loadTorchCheckpoint(file);
-    weights = ck.stateDict;
-    fileConfig = agptRunConfig(ck.config ?? {});
-  } else {
-    throw new BadInputError(`${file}: unknown checkpoint type '${ext || '(none)'}': use .safetensors, .pt or .pth`);
+    const tensors = new Map([...st.tensors].filter(([k]) => !k.startsWith('optim.')));
+    return { path: file, name, format: 'safetensors', tensors: stripPrefixes(tensors), fileConfig: metadataConfig(st.metadata), sidecar: sidecarConfig(file), extra: {} };
   }
-  const merged = { ...fileConfig, ...given, hyper: { ...(fileConfig.hyper ?? {}), ...(given.hyper ?? {}) } } as Partial<ModelConfig>;
-  if (merged.hyper && !Object.keys(merged.hyper).length) delete merged.hyper;
-  const shapes = new Map([...weights].map(([k, v]) => [k, v.shape]));
-  const { config, sources } = inferConfig(shapes, merged, path.basename(file));
-  checkShapes(config, shapes, path.basename(file));
-  return { path: file, config, sources, weights, note };
+  if (ext === '.pt' || ext === '.pth' || ext === '.bin') {
+    const ck = loadTorchCheckpoint(file);
+    return { path: file, name, format: 'torch', tensors: stripPrefixes(ck.stateDict), fileConfig: ck.config ?? {}, sidecar: sidecarConfig(file), extra: { step: ck.step } };
+  }
+  throw new BadInputError(`${file}: unknown checkpoint type '${ext || '(none)'}': use .safetensors, .pt, .pth or .bin`);
 }
 
-/** --config: a JSON file path or an object, keys as in the fixtures (vocab_size, …, family, hyper{…}). */
-export function readGivenConfig(cfg: LoadRequest['config']): Partial<ModelConfig> {
+/** `_orig_mod.` (torch.compile) and `module.` (DDP) prefixes on every key. */
+export function stripPrefixes(t: Map<string, HostTensor>): Map<string, HostTensor> {
+  for (const prefix of ['_orig_mod.', 'module.']) {
+    const keys = [...t.keys()];
+    if (keys.length && keys.every((k) => k.startsWith(prefix))) t = new Map([...t].map(([k, v]) => [k.slice(prefix.length), v]));
+  }
+  return t;
+}
+
+/** --config: a JSON file path or an object. The fixtures' layout ({kind, config:{…}, hyper}) is flattened. */
+export function readGivenConfig(cfg: LoadRequest['config']): RawConfig {
   if (cfg === undefined || cfg === '') return {};
-  if (typeof cfg === 'object') return normaliseConfig(cfg, 'config');
-  if (!fs.existsSync(cfg)) throw new BadInputError(`no such config file: ${cfg}`);
+  if (typeof cfg === 'object') return flatten(cfg);
+  return readJsonConfig(cfg);
+}
+
+export function readJsonConfig(file: string): RawConfig {
+  if (!fs.existsSync(file)) throw new BadInputError(`no such config file: ${file}`);
   let parsed: unknown;
   try {
-    parsed = JSON.parse(fs.readFileSync(cfg, 'utf8'));
+    parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (e) {
-    throw new BadInputError(`${cfg}: not valid JSON (${(e as Error).message.split('\n')[0]})`);
+    throw new BadInputError(`${file}: not valid JSON (${(e as Error).message.split('\n')[0]})`);
   }
-  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new BadInputError(`${cfg}: expected a JSON object with model config keys`);
-  return normaliseConfig(parsed as Record<string, unknown>, cfg);
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new BadInputError(`${file}: expected a JSON object with model config keys`);
+  return flatten(parsed as RawConfig);
 }
 
-/** Accepts our keys, the fixtures' layout ({kind, config:{…}, hyper}) and a-gpt run configs. */
-function normaliseConfig(raw: Record<string, unknown>, where: string): Partial<ModelConfig> {
-  const inner = (raw.config && typeof raw.config === 'object' ? raw.config : raw) as Record<string, unknown>;
-  const out: Partial<ModelConfig> = {};
-  const ints = ['vocab_size', 'block_size', 'n_layer', 'n_head', 'n_embd', 'num_diffusion_steps', 'mask_token_id'] as const;
-  for (const k of ints) {
-    const v = inner[k] ?? raw[k];
-    if (v === undefined) continue;
-    if (!Number.isInteger(v) || (v as number) < 0) throw new BadInputError(`${where}: '${k}' must be a non-negative integer, got ${JSON.stringify(v)}`);
-    (out as Record<string, number>)[k] = v as number;
-  }
-  const fam = (raw.family ?? inner.family ?? raw.kind ?? raw.model_name) as string | undefined;
-  if (fam !== undefined) {
-    if (!FAMILIES.includes(fam as Family)) throw new BadInputError(`${where}: family '${fam}' is not one of ${FAMILIES.join(', ')}`);
-    out.family = fam as Family;
-  }
-  const hyper = (raw.hyper ?? inner.hyper) as Record<string, unknown> | undefined;
-  if (hyper && typeof hyper === 'object') {
-    const h: Record<string, number> = {};
-    for (const k of ['rank', 'n_heads', 'n_layers', 'alpha']) {
-      if (hyper[k] === undefined) continue;
-      if (typeof hyper[k] !== 'number' || !((hyper[k] as number) > 0)) throw new BadInputError(`${where}: 'hyper.${k}' must be a positive number, got ${JSON.stringify(hyper[k])}`);
-      h[k] = hyper[k] as number;
-    }
-    out.hyper = h as unknown as ModelConfig['hyper'];
-  }
-  return out;
+/** `{config: {…}, …}` → the inner keys, with the outer ones (family, hyper) kept. */
+function flatten(raw: RawConfig): RawConfig {
+  const inner = raw.config && typeof raw.config === 'object' && !Array.isArray(raw.config) ? (raw.config as RawConfig) : {};
+  const { config: _, ...outer } = raw;
+  return { ...inner, ...outer };
 }
 
 /** Our own writer stores the config as JSON in the safetensors metadata under "config". */
-function configFromMetadata(meta: Record<string, string>): Partial<ModelConfig> {
+function metadataConfig(meta: Record<string, string>): RawConfig {
   if (!meta.config) return {};
   try {
-    return normaliseConfig(JSON.parse(meta.config), 'safetensors metadata');
+    const parsed = JSON.parse(meta.config);
+    return parsed && typeof parsed === 'object' ? flatten(parsed) : {};
   } catch {
     return {};
   }
 }
 
-/** `model.json` or `config.json` beside `model.safetensors`. */
-function sidecarConfig(file: string): Partial<ModelConfig> {
-  const candidates = [file.replace(/\.safetensors$/i, '.json'), path.join(path.dirname(file), 'config.json')];
-  const found = candidates.find((p) => fs.existsSync(p));
-  return found ? readGivenConfig(found) : {};
-}
-
-/** a-gpt's TrainConfig as saved in its checkpoints: model_name, diffusion settings. */
-function agptRunConfig(cfg: Record<string, unknown>): Partial<ModelConfig> {
-  const out: Partial<ModelConfig> = {};
-  if (typeof cfg.model_name === 'string' && FAMILIES.includes(cfg.model_name as Family)) out.family = cfg.model_name as Family;
-  if (typeof cfg.diffusion_mask_token_id === 'number') out.mask_token_id = cfg.diffusion_mask_token_id;
-  for (const k of ['block_size', 'n_head', 'vocab_size', 'n_embd', 'n_layer'] as const) {
-    if (typeof cfg[k] === 'number') out[k] = cfg[k] as number;
-  }
-  return out;
+/** `<name>.json` or `config.json` beside the weights. */
+function sidecarConfig(file: string): RawConfig {
+  const candidates = [file.replace(/\.(safetensors|pt|pth|bin)$/i, '.json'), path.join(path.dirname(file), 'config.json')];
+  const found = candidates.find((p) => p !== file && fs.existsSync(p));
+  return found ? readJsonConfig(found) : {};
 }

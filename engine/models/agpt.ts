@@ -24,7 +24,9 @@ import type { Ops } from './ops';
 import { type FamilyDef, type ForwardInputs, type LayerOut, type ParamSpec, type Program, adaptiveOffOf, interveneHeads } from './family';
 import { F32_EPS, LN_EPS, applyRope, attention, causalMask, geluTanh, linear, mergeHeads, reluSquared, ropeTables, splitHeads } from './layers';
 import { signalsOf } from './signals';
-import { isDiffusion, headDim } from './config';
+import { isDiffusion, headDim, agptKeys, inferConfig, mergeLayers, defaultConfig } from './config';
+import type { RawCheckpoint, RawConfig, FamilyCheckpoint } from '../io/checkpoint';
+import { BadInputError } from '../errors';
 import { agptInitialWeights } from './init';
 
 /** Ordered parameters (PyTorch `model.parameters()` order). */
@@ -223,8 +225,29 @@ function agptProgram<T>(o: Ops<T>, c: ModelConfig, inputs: ForwardInputs<T>): Pr
   };
 }
 
+/** a-gpt's checkpoints: `transformer.wte.weight` without learned positions, or `token_emb.weight`. */
+function recognise(raw: RawCheckpoint): boolean {
+  const t = raw.tensors;
+  return (t.has('transformer.wte.weight') && !t.has('transformer.wpe.weight') && !t.has('resid_lambdas')) || t.has('token_emb.weight');
+}
+
+function fromCheckpoint(raw: RawCheckpoint, given: RawConfig): FamilyCheckpoint {
+  const { merged, sourceOf } = mergeLayers<Partial<ModelConfig>>([
+    [agptKeys(raw.fileConfig, raw.name), 'checkpoint'],
+    [agptKeys(raw.sidecar, raw.name), 'sidecar'],
+    [agptKeys(given, '--config'), 'config'],
+  ]);
+  const shapes = new Map([...raw.tensors].map(([k, v]) => [k, v.shape]));
+  const { config, sources } = inferConfig(shapes, merged, raw.name, sourceOf);
+  for (const [k, v] of raw.tensors) if (v.dtype !== 'float32' && !/rope_(cos|sin)$/.test(k)) throw new BadInputError(`${raw.name}: tensor '${k}' is ${v.dtype}, expected a float tensor`);
+  return { config, sources, weights: raw.tensors };
+}
+
 export const AGPT: FamilyDef = {
   families: ['base', 'matched', 'adaptive', 'diffusion', 'adaptive_diffusion'],
+  recognise,
+  fromCheckpoint,
+  defaults: (family, partial) => defaultConfig(family, agptKeys(partial, 'config')),
   objective: (c) => (isDiffusion(c.family) ? 'diffusion' : 'causal'),
   parameters: agptParameters,
   program: agptProgram,

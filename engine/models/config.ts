@@ -65,7 +65,8 @@ export function validateConfig(c: ModelConfig): void {
   }
 }
 
-export type ConfigSources = Record<string, 'shapes' | 'config' | 'checkpoint' | 'default'>;
+export type ConfigSource = 'shapes' | 'config' | 'checkpoint' | 'sidecar' | 'default';
+export type ConfigSources = Record<string, ConfigSource>;
 
 /**
  * Infer the architecture from tensor names and shapes; `given` (from --config or the checkpoint's
@@ -76,8 +77,9 @@ export function inferConfig(
   shapes: Map<string, number[]>,
   given: Partial<ModelConfig> & { family?: Family },
   file: string,
-  givenSource: 'config' | 'checkpoint' = 'config',
+  givenSource: ConfigSource | ((key: string) => ConfigSource) = 'config',
 ): { config: ModelConfig; sources: ConfigSources } {
+  const src = (k: string): ConfigSource => (typeof givenSource === 'function' ? givenSource(k) : givenSource);
   const sources: ConfigSources = {};
   const names = [...shapes.keys()];
   const diffusion = shapes.has('token_emb.weight');
@@ -96,7 +98,7 @@ export function inferConfig(
   if (given.family && given.family !== family && !(family === 'base' && given.family === 'matched')) {
     throw new BadInputError(`${file}: the config says family '${given.family}' but the tensors are a '${family}' model`);
   }
-  sources.family = given.family ? givenSource : 'shapes';
+  sources.family = given.family ? src('family') : 'shapes';
   const partial: Partial<ModelConfig> = { vocab_size: emb[0], n_embd: emb[1], n_layer: nLayer };
   sources.vocab_size = sources.n_embd = sources.n_layer = 'shapes';
   const pick = <K extends keyof ModelConfig>(k: K, fromShapes?: ModelConfig[K]) => {
@@ -105,7 +107,7 @@ export function inferConfig(
       sources[k] = 'shapes';
     } else if (given[k] !== undefined) {
       (partial as Record<string, unknown>)[k] = given[k];
-      sources[k] = givenSource;
+      sources[k] = src(k);
     } else sources[k] = 'default';
   };
   let hyper: HyperConfig | undefined;
@@ -125,8 +127,8 @@ export function inferConfig(
       alpha: given.hyper?.alpha ?? AGPT_DEFAULTS.hyper.alpha,
     };
     sources['hyper.rank'] = sources['hyper.n_layers'] = 'shapes';
-    sources['hyper.n_heads'] = given.hyper?.n_heads !== undefined ? givenSource : 'default';
-    sources['hyper.alpha'] = given.hyper?.alpha !== undefined ? givenSource : 'default';
+    sources['hyper.n_heads'] = given.hyper?.n_heads !== undefined ? src('hyper.n_heads') : 'default';
+    sources['hyper.alpha'] = given.hyper?.alpha !== undefined ? src('hyper.alpha') : 'default';
     if (D * heads !== emb[1]) throw new BadInputError(`${file}: hypernetwork head width ${D} × ${heads} heads ≠ n_embd ${emb[1]}`);
   } else pick('n_head');
   pick('block_size');
@@ -141,4 +143,56 @@ export function inferConfig(
     throw new BadInputError(`${file}: the config says hyper.rank ${given.hyper.rank} but to_A has rank ${config.hyper.rank}`);
   }
   return { config, sources };
+}
+
+/**
+ * a-gpt's config keys from a raw dict: ours / the fixtures' (vocab_size, …, family or kind,
+ * hyper{…}) and a-gpt's saved TrainConfig (model_name, diffusion_mask_token_id).
+ */
+export function agptKeys(raw: Record<string, unknown>, where: string): Partial<ModelConfig> {
+  const out: Partial<ModelConfig> = {};
+  const ints = ['vocab_size', 'block_size', 'n_layer', 'n_head', 'n_embd', 'num_diffusion_steps', 'mask_token_id'] as const;
+  for (const k of ints) {
+    const v = raw[k];
+    if (v === undefined) continue;
+    if (!Number.isInteger(v) || (v as number) < 0) throw new BadInputError(`${where}: '${k}' must be a non-negative integer, got ${JSON.stringify(v)}`);
+    (out as Record<string, number>)[k] = v as number;
+  }
+  if (typeof raw.diffusion_mask_token_id === 'number' && out.mask_token_id === undefined) out.mask_token_id = raw.diffusion_mask_token_id;
+  const fam = raw.family ?? raw.kind ?? raw.model_name;
+  if (typeof fam === 'string' && FAMILIES.includes(fam as Family)) out.family = fam as Family;
+  const hyper = raw.hyper as Record<string, unknown> | undefined;
+  if (hyper && typeof hyper === 'object') {
+    const h: Record<string, number> = {};
+    for (const k of ['rank', 'n_heads', 'n_layers', 'alpha']) {
+      if (hyper[k] === undefined) continue;
+      if (typeof hyper[k] !== 'number' || !((hyper[k] as number) > 0)) throw new BadInputError(`${where}: 'hyper.${k}' must be a positive number, got ${JSON.stringify(hyper[k])}`);
+      h[k] = hyper[k] as number;
+    }
+    out.hyper = h as unknown as ModelConfig['hyper'];
+  }
+  return out;
+}
+
+/**
+ * Layers of config dicts, lowest precedence first, merged key by key (hyper merged field by
+ * field), remembering where each key came from.
+ */
+export function mergeLayers<C extends Record<string, unknown>>(layers: [C, ConfigSource][]): { merged: C; sourceOf: (key: string) => ConfigSource } {
+  const merged = {} as Record<string, unknown>;
+  const from = new Map<string, ConfigSource>();
+  for (const [layer, source] of layers) {
+    for (const [k, v] of Object.entries(layer)) {
+      if (v === undefined) continue;
+      if (v && typeof v === 'object' && !Array.isArray(v) && merged[k] && typeof merged[k] === 'object') {
+        merged[k] = { ...(merged[k] as object), ...(v as object) };
+        for (const kk of Object.keys(v as object)) from.set(`${k}.${kk}`, source);
+      } else {
+        merged[k] = v;
+        if (v && typeof v === 'object' && !Array.isArray(v)) for (const kk of Object.keys(v as object)) from.set(`${k}.${kk}`, source);
+      }
+      from.set(k, source);
+    }
+  }
+  return { merged: merged as C, sourceOf: (k) => from.get(k) ?? 'config' };
 }

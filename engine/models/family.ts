@@ -4,8 +4,9 @@
  * mechanisms report, and its initialisation. Every runtime runs these definitions; nothing about
  * a family is written twice.
  */
-import type { ModelConfig, SignalSpec } from '../protocol';
+import type { Family, ModelConfig, SignalSpec } from '../protocol';
 import type { HostTensor } from '../io/tensor';
+import type { FamilyCheckpoint, RawCheckpoint, RawConfig } from '../io/checkpoint';
 import type { Ops } from './ops';
 
 export interface ParamSpec {
@@ -68,6 +69,12 @@ export interface HeadSpec {
 
 export interface FamilyDef {
   readonly families: readonly ModelConfig['family'][];
+  /** Is this checkpoint (names and shapes) one of this family's? */
+  recognise(raw: RawCheckpoint): boolean;
+  /** Names, layouts and config of a recognised checkpoint; `given` is --config (the family's own field names). */
+  fromCheckpoint(raw: RawCheckpoint, given: RawConfig): FamilyCheckpoint;
+  /** A complete config from partial values (the family's own field names) and its defaults: a new model. */
+  defaults(family: Family, partial: RawConfig): ModelConfig;
   /** Causal LM (next-token NLL) or a denoiser scored on its own tokens. */
   objective(c: ModelConfig): 'causal' | 'diffusion';
   parameters(c: ModelConfig): ParamSpec[];

@@ -6,6 +6,7 @@
 import type { Family, ModelConfig } from '../protocol';
 import { BadInputError } from '../errors';
 import type { FamilyDef, ParamSpec } from './family';
+import type { RawCheckpoint } from '../io/checkpoint';
 import { AGPT } from './agpt';
 
 /** Built on first use: family modules import shared helpers, so no definition is read at load time. */
@@ -16,6 +17,12 @@ export function familyDef(family: Family): FamilyDef {
   const def = defs.find((d) => d.families.includes(family));
   if (!def) throw new BadInputError(`family '${family}' has no model definition`);
   return def;
+}
+
+/** The family that recognises a checkpoint's tensors (most specific first), or null. */
+export function recogniseFamily(raw: RawCheckpoint): FamilyDef | null {
+  defs ??= [AGPT];
+  return defs.find((d) => d.recognise(raw)) ?? null;
 }
 
 export function parameterSpecs(c: ModelConfig): ParamSpec[] {

@@ -5,11 +5,12 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Family, ModelConfig, TrainEvent } from '../protocol';
+import type { Family, TrainEvent } from '../protocol';
 import { BadInputError } from '../errors';
-import { readCheckpoint, readGivenConfig } from '../io/checkpoint';
+import { interpret, readCheckpoint, readGivenConfig, type RawConfig } from '../io/checkpoint';
+import { familyDef } from '../models/registry';
 import { TfModel as Model } from '../runtime/tfjs/model';
-import { defaultConfig, inferConfig, isDiffusion } from '../models/config';
+import { isDiffusion } from '../models/config';
 import { readSafetensors } from '../io/safetensors';
 import { GPT2_VOCAB_SIZE } from '../tokenizers/gpt2';
 import { loadSources, type HostBatch } from './data';
@@ -18,7 +19,7 @@ import { DEFAULT_OPTIONS, Trainer, type BatchSource, type TrainOptions } from '.
 
 export interface RunSpec {
   init?: string;
-  config?: string | Partial<ModelConfig>;
+  config?: string | Record<string, unknown>;
   family?: Family;
   data: string[];
   resume?: string;
@@ -85,16 +86,16 @@ function checkOut(out: string | null): void {
 async function buildModel(spec: RunSpec, opts: TrainOptions, resume: ResumePoint | undefined): Promise<{ model: Model; note?: string }> {
   const given = readGivenConfig(spec.config);
   if (resume && spec.resume) {
-    const shapes = new Map([...resume.weights].map(([k, v]) => [k, v.shape]));
-    const { config } = inferConfig(shapes, { ...(resume.config ?? {}), ...given }, path.basename(spec.resume), 'checkpoint');
+    const raw = { path: spec.resume, name: path.basename(spec.resume), format: 'safetensors' as const, tensors: resume.weights, fileConfig: (resume.config ?? {}) as RawConfig, sidecar: {}, extra: {} };
+    const { config } = interpret(raw, given);
     return { model: new Model(config, resume.weights, path.basename(spec.resume)), note: `resuming from ${spec.resume} at step ${resume.state.step}` };
   }
   if (spec.init) {
     const ck = await readCheckpoint({ path: spec.init, config: spec.config });
     return { model: new Model(ck.config, ck.weights, path.basename(spec.init)), note: `initialised from ${spec.init} (${ck.config.family})` };
   }
-  const family = spec.family ?? given.family ?? 'adaptive';
-  const config = defaultConfig(family, { vocab_size: GPT2_VOCAB_SIZE, ...given, block_size: given.block_size ?? Math.max(opts.seqLen, 1) });
+  const family = spec.family ?? (given.family as Family | undefined) ?? 'adaptive';
+  const config = familyDef(family).defaults(family, { vocab_size: GPT2_VOCAB_SIZE, ...given, block_size: given.block_size ?? Math.max(opts.seqLen, 1) });
   return { model: Model.init(config, opts.seed), note: `new ${family} model (${config.n_layer} layers, width ${config.n_embd}, seed ${opts.seed})` };
 }
 
