@@ -16,8 +16,10 @@ export const REPO = (() => {
   return d;
 })();
 
+/** ../shared/fixtures beside the checkout: every family's reference tensors. */
+export const SHARED_FIXTURES = path.join(REPO, '..', 'shared', 'fixtures');
 /** ../shared/fixtures/agpt beside the checkout (or HEADLENS_FIXTURES). */
-export const FIXTURES = process.env.HEADLENS_FIXTURES ?? path.join(REPO, '..', 'shared', 'fixtures', 'agpt');
+export const FIXTURES = process.env.HEADLENS_FIXTURES ?? path.join(SHARED_FIXTURES, 'agpt');
 if (!fs.existsSync(FIXTURES)) throw new Error(`reference fixtures not found at ${FIXTURES} (the shared folder must sit beside the checkout)`);
 
 export const FAMILIES_UNDER_TEST: Family[] = ['base', 'matched', 'adaptive', 'diffusion', 'adaptive_diffusion'];
@@ -28,7 +30,7 @@ export function testBackends(): BackendName[] {
 }
 
 /** The engine CLI bundle, built by scripts/build.mjs. */
-export const ENGINE_JS = path.join(REPO, 'dist', 'engine.js');
+export const ENGINE_JS = process.env.HEADLENS_ENGINE_JS ?? path.join(REPO, 'dist', 'engine.js');
 
 /**
  * got ≈ expected: `abs` is an absolute bound; `rel` means rel × max(1, max|expected|) (fixture README).
