@@ -6,7 +6,7 @@
  * implementation or inert value); any other global — the way a malicious pickle runs code
  * (`os.system`, `builtins.eval`, `getattr`) — is refused before anything is called. Nothing is
  * ever executed: REDUCE, NEWOBJ and INST only call those TypeScript implementations, and BUILD
- * only fills dict attributes.
+ * only fills dict attributes (or stores the state of an inert `PyObject`).
  *
  * Opcode semantics follow CPython's Lib/pickle.py (`_Unpickler`) and pickletools.py.
  */
@@ -21,6 +21,15 @@ export class Tuple {
 export class PyDict {
   readonly map = new Map<unknown, unknown>();
   readonly attrs = new Map<string, unknown>();
+}
+
+/**
+ * An instance of an allowed class kept as inert data: the caller's global for the class returns
+ * one (NEWOBJ / REDUCE), and BUILD stores the state it is given as is, for the caller to check.
+ */
+export class PyObject {
+  state: unknown = undefined;
+  constructor(readonly qualified: string) {}
 }
 
 /** Turns a persistent id (PyTorch: a storage reference) into a value. */
@@ -292,8 +301,12 @@ class Unpickler {
     return (fn as PyCallable)((args as Tuple).items);
   }
 
-  /** BUILD: obj.__setstate__(state) or obj.__dict__.update(state). Only dicts take state here. */
+  /** BUILD: obj.__setstate__(state) or obj.__dict__.update(state). Only dicts (and inert PyObjects) take state here. */
   private build(target: unknown, state: unknown): void {
+    if (target instanceof PyObject) {
+      target.state = state;
+      return;
+    }
     if (state === null) return;
     // (dict state, slot state) as object.__reduce_ex__ writes it
     const [dictState, slotState] = state instanceof Tuple && state.items.length === 2 ? state.items : [state, null];

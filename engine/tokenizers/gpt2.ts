@@ -20,6 +20,7 @@
  */
 import type { TokenInfo } from '../protocol';
 import { BadInputError } from '../errors';
+import type { Tokenizer } from './types';
 // `import = require`: the package exports its CommonJS build under the "require" condition only.
 import r50kRanks = require('gpt-tokenizer/cjs/bpeRanks/r50k_base');
 
@@ -77,6 +78,12 @@ function checkId(id: number): void {
 export function tokenText(id: number): string {
   checkId(id);
   return getVocab().textById[id];
+}
+
+/** UTF-8 bytes one token stands for; 0 for <|endoftext|> (a special token spells no text). */
+export function tokenByteLength(id: number): number {
+  checkId(id);
+  return id === EOT_ID ? 0 : getVocab().bytesById[id].length;
 }
 
 /** Lossless for ids whose bytes form valid UTF-8; invalid or cut-off bytes become U+FFFD. */
@@ -242,4 +249,23 @@ export function tokenize(text: string, baseOffset = 0): TokenInfo[] {
     tokens.push({ index, id, text: textById[id], start: start + baseOffset, end: unit + baseOffset });
   }
   return tokens;
+}
+
+const SPECIAL_IDS: ReadonlySet<number> = new Set([EOT_ID]);
+
+/** The functions above as the engine's Tokenizer (<|endoftext|> is both BOS and EOS, as in GPT-2). */
+export function gpt2Tokenizer(): Tokenizer {
+  return {
+    kind: 'gpt2',
+    name: 'GPT-2 (r50k_base, built in)',
+    vocabSize: GPT2_VOCAB_SIZE,
+    encode: encodeIds,
+    tokenize,
+    decode: decodeIds,
+    tokenText,
+    tokenBytes: tokenByteLength,
+    bosId: EOT_ID,
+    eosId: EOT_ID,
+    specialIds: SPECIAL_IDS,
+  };
 }
