@@ -115,6 +115,12 @@ export interface ModelConfig {
   /** gpt2: 'gelu_new' (tanh form, HF) or 'gelu' (exact erf, nanoGPT's nn.GELU()). */
   activation?: 'gelu_new' | 'gelu';
   layer_norm_epsilon?: number;
+  /** gpt2: divide attention scores by √head_dim (HF `scale_attn_weights`; default true). */
+  scale_attn_weights?: boolean;
+  /** gpt2: also divide layer l's attention scores by l + 1 (HF `scale_attn_by_inverse_layer_idx`; default false). */
+  scale_attn_by_inverse_layer_idx?: boolean;
+  /** gpt2: false when the output head is its own `lm_head.weight` rather than the token embedding (default true). */
+  tie_word_embeddings?: boolean;
   /** Key/value heads (GQA/MQA); default n_head. */
   n_kv_head?: number;
   /** autoresearch: per-layer window pattern of S (half context) / L (full), cycled; last layer L. */

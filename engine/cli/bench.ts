@@ -6,7 +6,6 @@
  */
 import type { Family, ModelConfig } from '../protocol';
 import { BadInputError } from '../errors';
-import { defaultConfig } from '../models/config';
 import { familyDef } from '../models/registry';
 import { analyzeText } from '../analysis/analyze';
 import { GPT2_TOKENIZER, modelInfo, type LoadedModel } from '../runtime/loaded';
@@ -79,6 +78,8 @@ export const BENCH_CONFIGS: Record<string, { family: Family; config: Partial<Mod
   matched: { family: 'matched', config: { n_layer: 6, block_size: 256, n_embd: 256, n_head: 4, vocab_size: 50257 }, tokens: 256 },
   diffusion: { family: 'diffusion', config: { n_layer: 4, block_size: 256, n_embd: 256, n_head: 4, vocab_size: 50257 }, tokens: 256 },
   adaptive_diffusion: { family: 'adaptive_diffusion', config: { n_layer: 4, block_size: 256, n_embd: 256, n_head: 4, vocab_size: 50257 }, tokens: 256 },
+  // GPT-2 small (124M) at its full context
+  gpt2: { family: 'gpt2', config: { n_layer: 12, n_head: 12, n_embd: 768, vocab_size: 50257, block_size: 1024 }, tokens: 1024 },
 };
 
 export async function runBench(argv: string[]): Promise<number> {
@@ -91,7 +92,7 @@ export async function runBench(argv: string[]): Promise<number> {
   process.stdout.write(`${'model'.padEnd(22)}${'tokens'.padStart(7)}${runtimes.map((r) => r.padStart(14)).join('')}\n`);
   for (const m of models) {
     const { family, config: partial, tokens } = BENCH_CONFIGS[m];
-    const config = defaultConfig(family, partial);
+    const config = familyDef(family).defaults(family, partial);
     const weights = familyDef(family).init(config, 1);
     const text = benchText(tokens);
     const rows: Record<string, string[]> = { analysis: [], '+ audit 4': [] };

@@ -1,6 +1,7 @@
 /**
  * Loading a model from a local path. The file formats are read here — `.safetensors` (+ its
- * metadata and a sidecar config), PyTorch `.pt`/`.pth`/`.bin` (the restricted unpickler) — into a
+ * metadata and a sidecar config), PyTorch `.pt`/`.pth`/`.bin` (the restricted unpickler), a
+ * Hugging Face model folder or hub cache entry (io/hf.ts: config.json + one of those files) — into a
  * raw checkpoint: tensors by name (a `torch.compile` `_orig_mod.` or DDP `module.` prefix removed)
  * and the config dicts found with them. Each family then recognises its own checkpoints and maps
  * names, layouts and config (models/<family>.ts, `fromCheckpoint`); what neither the tensors nor
@@ -14,7 +15,8 @@ import { FAMILIES } from '../protocol';
 import { BadInputError } from '../errors';
 import type { HostTensor } from './tensor';
 import { readSafetensors } from './safetensors';
-import { loadTorchCheckpoint } from './torch';
+import { loadTorchCheckpoint, type TorchCheckpoint } from './torch';
+import { readHfFolder } from './hf';
 import type { ConfigSources } from '../models/config';
 import { checkShapes, familyDef, recogniseFamily } from '../models/registry';
 
@@ -51,11 +53,11 @@ export interface RawCheckpoint {
   name: string;
   format: 'safetensors' | 'torch' | 'ptz';
   tensors: Map<string, HostTensor>;
-  /** The checkpoint's own config (a torch dict's `config` / `model_args`, safetensors metadata). */
+  /** The checkpoint's own config (a torch dict's `config`, with nanoGPT's `model_args` over it; safetensors metadata). */
   fileConfig: RawConfig;
   /** A config file beside the weights (config.json, <name>.json). */
   sidecar: RawConfig;
-  /** The whole torch checkpoint dict's other entries (iter_num, step, …). */
+  /** The whole torch checkpoint dict's other entries (step, iter_num, model_args, best_val_loss), and `hf` for a folder (io/hf.ts). */
   extra: Record<string, unknown>;
 }
 
@@ -65,6 +67,8 @@ export interface FamilyCheckpoint {
   sources: ConfigSources;
   /** PyTorch layout, float32, the family's parameter names. */
   weights: Map<string, HostTensor>;
+  /** What the user should know about how the checkpoint was read (e.g. an untied head). */
+  note?: string;
 }
 
 /** A checkpoint read from disk: the architecture, where each config value came from, the weights. */
@@ -95,7 +99,7 @@ export function interpret(raw: RawCheckpoint, given: RawConfig, note?: string): 
   }
   const ck = def.fromCheckpoint(raw, given);
   checkShapes(ck.config, new Map([...ck.weights].map(([k, v]) => [k, v.shape])), raw.name);
-  return { path: raw.path, ...ck, note };
+  return { path: raw.path, ...ck, note: [note, ck.note].filter(Boolean).join('; ') || undefined };
 }
 
 /** The `family` a config dict names (also a-gpt's `kind` / `model_name`), checked. */
@@ -109,7 +113,7 @@ function familyOf(cfg: RawConfig, where: string): Family | undefined {
 /** Reads the weights and the config found with them. */
 export function readRaw(file: string): RawCheckpoint {
   if (!fs.existsSync(file)) throw new BadInputError(`no such file: ${file} (check the model path)`);
-  if (fs.statSync(file).isDirectory()) throw new BadInputError(`${file} is a folder: point to a .safetensors, .pt or .pth file`);
+  if (fs.statSync(file).isDirectory()) return readHfFolder(file, readRaw);
   const ext = path.extname(file).toLowerCase();
   const name = path.basename(file);
   if (ext === '.safetensors') {
@@ -120,9 +124,19 @@ export function readRaw(file: string): RawCheckpoint {
   }
   if (ext === '.pt' || ext === '.pth' || ext === '.bin') {
     const ck = loadTorchCheckpoint(file);
-    return { path: file, name, format: 'torch', tensors: stripPrefixes(ck.stateDict), fileConfig: ck.config ?? {}, sidecar: sidecarConfig(file), extra: { step: ck.step } };
+    return { path: file, name, format: 'torch', tensors: stripPrefixes(ck.stateDict), fileConfig: torchFileConfig(ck), sidecar: sidecarConfig(file), extra: torchExtra(ck) };
   }
   throw new BadInputError(`${file}: unknown checkpoint type '${ext || '(none)'}': use .safetensors, .pt, .pth or .bin`);
+}
+
+/** A torch dict's `config`; nanoGPT's `model_args` (what the model was built with) over its training config. */
+function torchFileConfig(ck: TorchCheckpoint): RawConfig {
+  return ck.modelArgs ? { ...(ck.config ?? {}), ...ck.modelArgs } : ck.config ?? {};
+}
+
+function torchExtra(ck: TorchCheckpoint): Record<string, unknown> {
+  const extra = { step: ck.step, iter_num: ck.iterNum, model_args: ck.modelArgs, best_val_loss: ck.bestValLoss };
+  return Object.fromEntries(Object.entries(extra).filter(([k, v]) => v !== undefined || k === 'step'));
 }
 
 /** `_orig_mod.` (torch.compile) and `module.` (DDP) prefixes on every key. */

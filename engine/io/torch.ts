@@ -3,7 +3,8 @@
  * `<archive>/data.pkl` (the pickled object, read by the restricted unpickler) and one entry
  * `<archive>/data/<key>` per storage (raw little-endian bytes, whatever device they were saved
  * from). Accepts what a-gpt's `save_checkpoint` writes — `{model, optimizer, step, config,
- * best_val_loss}` — and bare state dicts. Tensors come out contiguous, row-major, float32 or
+ * best_val_loss}` —, what nanoGPT's `train.py` writes — `{model, optimizer, model_args, iter_num,
+ * best_val_loss, config}` — and bare state dicts. Tensors come out contiguous, row-major, float32 or
  * int32 (storage offset, shape and strides applied; half/bfloat16/double widened or narrowed,
  * int64 range-checked). `unpickleTorchArchive` gives other `torch.save` payloads (parameter-golf's
  * quantized artifact) as the unpickled object itself, under the same allow-list.
@@ -31,6 +32,10 @@ export interface TorchCheckpoint {
   optimizerParamOrder?: string[];
   step?: number;
   config?: Record<string, unknown>;
+  /** nanoGPT: the model's constructor arguments (n_layer, n_head, n_embd, block_size, bias, vocab_size, dropout). */
+  modelArgs?: Record<string, unknown>;
+  /** nanoGPT: the iteration the checkpoint was saved at. */
+  iterNum?: number;
   bestValLoss?: number;
 }
 
@@ -321,6 +326,7 @@ function interpret(root: unknown, name: string, storages: StorageReader): TorchC
     const { stateDict, order } = tensorDict(model, name, "the 'model' entry");
     const optimizer = optimizerState(root.map.get('optimizer'), name);
     const config = root.map.get('config');
+    const modelArgs = root.map.get('model_args');
     return {
       kind: 'agpt-checkpoint',
       stateDict,
@@ -329,6 +335,8 @@ function interpret(root: unknown, name: string, storages: StorageReader): TorchC
       optimizerParamOrder: optimizer ? matchOptimizerParams(order, stateDict, optimizer, storages) : undefined,
       step: numberOf(root.map.get('step')),
       config: config instanceof PyDict ? (plain(config, name) as Record<string, unknown>) : undefined,
+      modelArgs: modelArgs instanceof PyDict ? (plain(modelArgs, name) as Record<string, unknown>) : undefined,
+      iterNum: numberOf(root.map.get('iter_num')),
       bestValLoss: numberOf(root.map.get('best_val_loss')),
     };
   }
@@ -342,7 +350,7 @@ function tensorDict(d: PyDict, name: string, what: string): { stateDict: Map<str
   for (const [k, v] of d.map) if (typeof k === 'string' && isTensor(v)) entries.push([k, v]);
   if (!entries.length) {
     const keys = [...d.map.keys()].slice(0, 6).map((k) => `'${String(k)}'`).join(', ');
-    throw new BadInputError(`${name}: not a model checkpoint: ${what} holds no tensors (keys: ${keys || 'none'}); expected a-gpt's {model, optimizer, step, ...} or a state_dict`);
+    throw new BadInputError(`${name}: not a model checkpoint: ${what} holds no tensors (keys: ${keys || 'none'}); expected a-gpt's {model, optimizer, step, ...}, nanoGPT's {model, optimizer, model_args, ...} or a state_dict`);
   }
   for (const prefix of ['_orig_mod.', 'module.']) {
     if (entries.every(([k]) => k.startsWith(prefix))) entries.forEach((e) => (e[0] = e[0].slice(prefix.length)));

@@ -8,12 +8,13 @@ import { BadInputError } from '../errors';
 import type { FamilyDef, ParamSpec } from './family';
 import type { RawCheckpoint } from '../io/checkpoint';
 import { AGPT } from './agpt';
+import { GPT2 } from './gpt2';
 
 /** Built on first use: family modules import shared helpers, so no definition is read at load time. */
 let defs: FamilyDef[] | null = null;
 
 export function familyDef(family: Family): FamilyDef {
-  defs ??= [AGPT];
+  defs ??= [GPT2, AGPT];
   const def = defs.find((d) => d.families.includes(family));
   if (!def) throw new BadInputError(`family '${family}' has no model definition`);
   return def;
@@ -21,7 +22,7 @@ export function familyDef(family: Family): FamilyDef {
 
 /** The family that recognises a checkpoint's tensors (most specific first), or null. */
 export function recogniseFamily(raw: RawCheckpoint): FamilyDef | null {
-  defs ??= [AGPT];
+  defs ??= [GPT2, AGPT];
   return defs.find((d) => d.recognise(raw)) ?? null;
 }
 
