@@ -8,5 +8,7 @@ export enum Command {
   ClearAnnotations = 'headlens.clearAnnotations',
   Export = 'headlens.export',
   InstallGpu = 'headlens.installGpuBackend',
+  InstallNative = 'headlens.installNativeRuntime',
+  ChooseColorMetric = 'headlens.chooseColorMetric',
   OpenExplorerAt = 'headlens.openExplorerAt',
 }

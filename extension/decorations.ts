@@ -5,9 +5,9 @@
  * only re-buckets the tokens in view, throttled. A status-bar legend says what the colours mean.
  */
 import * as vscode from 'vscode';
-import type { ColorMetric } from '../engine/analysis/record';
 import type { AnalysisStore, DocumentAnalysis } from './analysis';
 import type { SettingsWatcher } from './settings';
+import { Command } from './commands';
 
 export const LEVELS = 7;
 /** Scrolling fires many events; decorations are recomputed at most this often. */
@@ -15,16 +15,6 @@ const THROTTLE_MS = 60;
 /** The top of the scale is this quantile, so that a few outliers do not wash out every other token. */
 const TOP_QUANTILE = 0.98;
 
-const METRIC_NAMES: Record<ColorMetric, string> = {
-  loraRel: 'dynamic-LoRA update relative to ‖v‖',
-  loraTok: 'dynamic-LoRA update magnitude',
-  entropy: 'attention entropy (nats)',
-  nll: 'next-token surprisal (NLL, nats)',
-  leak: 'causality leak',
-  attnMax: 'maximum attention probability',
-};
-/** Metrics that exist per layer and head (the others are per token). */
-const PER_HEAD = new Set<ColorMetric>(['loraRel', 'loraTok', 'entropy', 'attnMax']);
 
 /** A token's colour level (0…LEVELS−1) or −1 where the metric has no value. */
 export interface Quantized {
@@ -71,7 +61,7 @@ export class TokenDecorations implements vscode.Disposable {
 
   constructor(private readonly store: AnalysisStore, private readonly settings: SettingsWatcher) {
     this.legend.name = 'Head Lens colour legend';
-    this.legend.command = { title: 'Colour settings', command: 'workbench.action.openSettings', arguments: ['@ext:headlens.headlens'] };
+    this.legend.command = { title: 'Choose the colour metric', command: Command.ChooseColorMetric };
     this.subs.push(
       store.onDidChange(() => this.schedule()),
       vscode.window.onDidChangeVisibleTextEditors(() => this.schedule()),
@@ -82,6 +72,11 @@ export class TokenDecorations implements vscode.Disposable {
         this.schedule();
       }),
     );
+  }
+
+  /** Disposed with the decorations. */
+  track(d: vscode.Disposable): void {
+    this.subs.push(d);
   }
 
   /** The explorer's focused head colours the editor too, until the settings say otherwise. */
@@ -122,7 +117,7 @@ export class TokenDecorations implements vscode.Disposable {
   private quantized(a: DocumentAnalysis): Quantized {
     const s = this.settings.current;
     const { layer, head } = this.clampedFocus(a);
-    const key = `${s.colorMetric}|${layer}|${head}`;
+    const key = `${a.record.resolveMetric(s.colorMetric)}|${layer}|${head}`;
     if (this.cache?.analysis !== a || this.cache.key !== key) {
       const r = a.record;
       this.cache = { analysis: a, key, q: quantize(r.tokens.map((_, t) => r.metric(s.colorMetric, t, layer, head))) };
@@ -163,15 +158,16 @@ export class TokenDecorations implements vscode.Disposable {
     const q = this.quantized(a);
     const requested = this.focus;
     const { layer, head } = this.clampedFocus(a);
-    const where = !PER_HEAD.has(s.colorMetric) ? 'per token' : layer < 0 && head < 0 ? 'mean of all heads' : `${layer < 0 ? 'all layers' : `L${layer}`}.${head < 0 ? 'mean' : `H${head}`}`;
-    this.legend.text = `$(symbol-color) ${s.colorMetric} ${where} ${fmt(q.lo)} ▁▃▅▇ ${fmt(q.hi)}`;
+    const metric = a.record.resolveMetric(s.colorMetric);
+    const where = !a.record.metricPerHead(metric) ? 'per token' : layer < 0 && head < 0 ? 'mean of all heads' : `${layer < 0 ? 'all layers' : `L${layer}`}.${head < 0 ? 'mean' : `H${head}`}`;
+    this.legend.text = `$(symbol-color) ${metric} ${where} ${fmt(q.lo)} ▁▃▅▇ ${fmt(q.hi)}`;
     const notes = [
       requested.fromExplorer ? 'Focus chosen in the Attention Explorer.' : '',
       requested.layer >= a.record.L || requested.head >= a.record.H ? `The focus L${requested.layer}.H${requested.head} is outside the model (${a.record.L} layers × ${a.record.H} heads): the mean is shown.` : '',
       q.valued < a.record.N ? `${a.record.N - q.valued} of ${a.record.N} tokens have no value and are not coloured.` : '',
       a.scope === 'document' ? '' : `Only ${a.scope === 'selection' ? 'the selection' : 'the lines in view'} was analysed: run Analyze Attention again for other lines.`,
     ].filter(Boolean);
-    const md = new vscode.MarkdownString(`**Head Lens colours**: ${METRIC_NAMES[s.colorMetric]}, ${where}; ${LEVELS} levels from ${fmt(q.lo)} to ${fmt(q.hi)} (the top level holds the highest ${Math.round((1 - TOP_QUANTILE) * 100)} %).\n\n${notes.join('\n\n')}${notes.length ? '\n\n' : ''}Click to change \`headlens.colorMetric\`, \`headlens.focusLayer\`, \`headlens.focusHead\`.`);
+    const md = new vscode.MarkdownString(`**Head Lens colours**: ${a.record.metricLabel(metric)}${s.colorMetric === 'auto' ? ' (auto: the model’s first signal)' : ''}, ${where}; ${LEVELS} levels from ${fmt(q.lo)} to ${fmt(q.hi)} (the top level holds the highest ${Math.round((1 - TOP_QUANTILE) * 100)} %).\n\n${notes.join('\n\n')}${notes.length ? '\n\n' : ''}Click to choose the metric; \`headlens.focusLayer\` and \`headlens.focusHead\` pick the head.`);
     this.legend.tooltip = md;
     this.legend.show();
   }
@@ -210,6 +206,23 @@ function fmt(v: number): string {
   return Math.abs(v) >= 0.01 || v === 0 ? v.toFixed(2) : v.toExponential(1);
 }
 
+/** Choose Colour Metric…: the active editor's analysis lists what it can colour by. */
+async function chooseColorMetric(store: AnalysisStore, settings: SettingsWatcher): Promise<void> {
+  const editor = vscode.window.activeTextEditor;
+  const a = editor && store.get(editor.document.uri.toString());
+  const current = settings.current.colorMetric;
+  const items: (vscode.QuickPickItem & { name: string })[] = [
+    { name: 'auto', label: 'auto', description: a ? `now ${a.record.resolveMetric('auto')}` : "the model's first adaptive signal, else attention entropy" },
+    ...(a ? a.record.metrics() : [{ name: 'nll', label: 'nll' }, { name: 'entropy', label: 'entropy' }, { name: 'attnMax', label: 'attnMax' }]).map((m) => ({ name: m.name, label: m.name, description: 'label' in m ? (m as { label: string }).label : undefined })),
+  ].map((i) => ({ ...i, picked: i.name === current, detail: i.name === current ? 'current' : undefined }));
+  const pick = await vscode.window.showQuickPick(items, { title: 'Head Lens: colour tokens by', placeHolder: a ? undefined : 'run Analyze Attention first to see the model’s own signals' });
+  if (!pick) return;
+  await vscode.workspace.getConfiguration('headlens').update('colorMetric', pick.name, vscode.workspace.workspaceFolders ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global);
+  settings.refresh();
+}
+
 export function register(store: AnalysisStore, settings: SettingsWatcher): TokenDecorations {
-  return new TokenDecorations(store, settings);
+  const d = new TokenDecorations(store, settings);
+  d.track(vscode.commands.registerCommand(Command.ChooseColorMetric, () => chooseColorMetric(store, settings)));
+  return d;
 }

@@ -41,7 +41,7 @@ export class EngineClient implements vscode.Disposable {
     this.subs.push(
       // a new backend or runtime needs a new process (a new model path is noticed by ensureModel)
       settings.onChange((_, e) => {
-        if (e.affectsConfiguration('headlens.backend') || e.affectsConfiguration('headlens.engine.nodePath')) this.stop();
+        if (e.affectsConfiguration('headlens.backend') || e.affectsConfiguration('headlens.threads') || e.affectsConfiguration('headlens.engine.nodePath')) this.stop();
       }),
     );
   }
@@ -144,7 +144,7 @@ export class EngineClient implements vscode.Disposable {
     e.onLog((line) => logEngineLine(this.log, line));
     let init: InitializeResult;
     try {
-      init = await e.connection.request('initialize', { clientName: 'vscode', protocolVersion: PROTOCOL_VERSION, backend: s.backend, modulePaths: [this.gpuModulePath] });
+      init = await e.connection.request('initialize', { clientName: 'vscode', protocolVersion: PROTOCOL_VERSION, backend: s.backend, threads: s.threads, modulePaths: [this.gpuModulePath] });
     } catch (err) {
       e.dispose();
       const why = err instanceof Error ? err.message.replace(/^initialize was cancelled: /, '') : String(err);

@@ -51,7 +51,7 @@ export function activate(ctx: vscode.ExtensionContext): HeadLensApi {
     registerMonitor(monitor),
     registerTraining(training),
     registerExport(store, explorer),
-    registerGpu({ extensionPath: ctx.extensionPath, modulePath: gpuModulePath }, engine, settings),
+    registerGpu({ extensionPath: ctx.extensionPath, modulePath: gpuModulePath }, engine, settings, ctx.globalState),
   );
 
   return {

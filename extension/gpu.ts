@@ -1,7 +1,9 @@
 /**
- * Install GPU Backend: runs the engine's `install-gpu` (the `webgpu` package, or tfjs-node-gpu if
- * asked) into the extension's global storage with progress, then switches `headlens.backend` to it
- * and restarts the engine — or says in one line why it could not.
+ * Optional runtimes, installed on demand into the extension's global storage with progress:
+ * - Install Native Runtime: the engine's `install-native` (onnxruntime-node: native CPU kernels,
+ *   WebGPU, CUDA) — the inference runtime; offered once when the engine starts without it;
+ * - Install GPU Backend: `install-gpu` (the `webgpu` package, or tfjs-node-gpu) for training on a GPU.
+ * Then the engine restarts on it — or one line says why it could not.
  */
 import * as vscode from 'vscode';
 import * as path from 'node:path';
@@ -30,24 +32,68 @@ function runInstaller(args: string[], runtime: string, engine: EngineClient, pro
     child.stderr.on('data', (d: Buffer) => {
       for (const line of d.toString().split('\n').filter(Boolean)) {
         lastLine = line;
-        engine.log.info(`[install-gpu] ${line}`);
+        engine.log.info(`[install] ${line}`);
         progress.report({ message: line.slice(0, 80) });
       }
     });
     child.on('error', (e) => {
       sub.dispose();
-      void vscode.window.showErrorMessage(`Head Lens: the GPU installer did not start (${e.message}): check headlens.engine.nodePath`);
+      void vscode.window.showErrorMessage(`Head Lens: the installer did not start (${e.message}): check headlens.engine.nodePath`);
       resolve(false);
     });
     child.on('exit', (code) => {
       sub.dispose();
       if (code !== 0 && !token.isCancellationRequested) {
-        void vscode.window.showErrorMessage(`Head Lens: ${lastLine.replace(/^headlens: /, '') || `the GPU installer exited with code ${code}`} (details in the Head Lens output)`);
+        void vscode.window.showErrorMessage(`Head Lens: ${lastLine.replace(/^headlens: /, '') || `the installer exited with code ${code}`} (details in the Head Lens output)`);
       }
       resolve(code === 0);
     });
   });
 }
+
+/** Installs onnxruntime-node and restarts the engine on `auto` (which then picks it). */
+export async function installNativeRuntime(paths: GpuPaths, engine: EngineClient, settings: SettingsWatcher): Promise<boolean> {
+  const args = [path.join(paths.extensionPath, 'dist', 'engine.js'), 'install-native', '--dir', paths.modulePath];
+  const runtime = settings.current.nodePath || process.execPath;
+  const ok = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'Head Lens: installing the native runtime (onnxruntime-node)', cancellable: true }, (progress, token) =>
+    runInstaller(args, runtime, engine, progress, token),
+  );
+  if (!ok) return false;
+  if (settings.current.backend !== 'auto' && !settings.current.backend.startsWith('onnx-')) {
+    await vscode.workspace.getConfiguration('headlens').update('backend', 'auto', vscode.ConfigurationTarget.Global);
+    settings.refresh();
+  }
+  try {
+    await engine.restart();
+    void vscode.window.showInformationMessage(`Head Lens: analysis runs on ${engine.init?.backend.name} (${engine.init?.device.name}).`);
+  } catch (e) {
+    void vscode.window.showErrorMessage(`Head Lens: ${describeError(e)}`);
+  }
+  return true;
+}
+
+const OFFER_KEY = 'headlens.nativeRuntimeOffer';
+
+/**
+ * Once per installation: when the engine came up without onnxruntime because it is not installed,
+ * offer to install it (Not Now asks again next session; Don't Ask Again never does).
+ */
+export async function offerNativeRuntime(state: vscode.Memento, paths: GpuPaths, engine: EngineClient, settings: SettingsWatcher): Promise<void> {
+  const init = engine.init;
+  if (!init || init.backend.name.startsWith('onnx-') || state.get(OFFER_KEY) === 'never' || offered) return;
+  const missing = init.backend.skipped.some((s) => s.name === 'onnx' && /not installed/.test(s.reason));
+  if (!missing) return;
+  offered = true;
+  const pick = await vscode.window.showInformationMessage(
+    `Head Lens analyses on ${init.backend.name} (TensorFlow.js). The native runtime (onnxruntime-node, installed from npm into the extension's storage, ≈ 50 MB) makes analysis several times faster.`,
+    'Install',
+    'Not Now',
+    "Don't Ask Again",
+  );
+  if (pick === 'Install') await installNativeRuntime(paths, engine, settings);
+  else if (pick === "Don't Ask Again") await state.update(OFFER_KEY, 'never');
+}
+let offered = false;
 
 export async function installGpuBackend(paths: GpuPaths, engine: EngineClient, settings: SettingsWatcher): Promise<void> {
   const choice = await vscode.window.showQuickPick(CHOICES, { title: 'Head Lens: install a GPU backend' });
@@ -68,6 +114,10 @@ export async function installGpuBackend(paths: GpuPaths, engine: EngineClient, s
   }
 }
 
-export function register(paths: GpuPaths, engine: EngineClient, settings: SettingsWatcher): vscode.Disposable {
-  return vscode.commands.registerCommand(Command.InstallGpu, () => installGpuBackend(paths, engine, settings));
+export function register(paths: GpuPaths, engine: EngineClient, settings: SettingsWatcher, state: vscode.Memento): vscode.Disposable {
+  return vscode.Disposable.from(
+    vscode.commands.registerCommand(Command.InstallGpu, () => installGpuBackend(paths, engine, settings)),
+    vscode.commands.registerCommand(Command.InstallNative, () => installNativeRuntime(paths, engine, settings)),
+    engine.onDidChange(() => void offerNativeRuntime(state, paths, engine, settings)),
+  );
 }

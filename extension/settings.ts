@@ -24,12 +24,17 @@ export interface Settings {
   analyzeOnEdit: boolean;
   /** Node binary that runs the engine; empty: the extension host's own runtime. */
   nodePath: string;
+  /** onnxruntime intra-op threads; 0: the physical cores. */
+  threads: number;
 }
 
 export const SECTION = 'headlens';
 
-const METRICS: readonly ColorMetric[] = ['loraRel', 'loraTok', 'entropy', 'nll', 'leak', 'attnMax'];
-const BACKENDS: readonly BackendChoice[] = ['auto', 'tensorflow-gpu', 'tensorflow', 'webgpu', 'wasm', 'cpu'];
+const BACKENDS: readonly BackendChoice[] = ['auto', 'onnx-cuda', 'onnx-webgpu', 'onnx-cpu', 'tensorflow-gpu', 'tensorflow', 'webgpu', 'wasm', 'cpu'];
+/** A metric name: a built-in or a signal of the loaded model (checked when colouring; unknown → auto). */
+function metricName(value: string | undefined): ColorMetric {
+  return typeof value === 'string' && /^[A-Za-z][\w.-]*$/.test(value.trim()) ? value.trim() : 'auto';
+}
 
 /** A value from settings.json is whatever the user typed: keep it only when it is one of the allowed ones. */
 function oneOf<T extends string>(value: string | undefined, allowed: readonly T[], fallback: T): T {
@@ -47,12 +52,13 @@ export function readSettings(): Settings {
     configPath: c.get<string>('configPath', '').trim(),
     backend: oneOf(c.get<string>('backend'), BACKENDS, 'auto'),
     windowSize: integer(c.get<number>('windowSize'), 0, 0),
-    colorMetric: oneOf(c.get<string>('colorMetric'), METRICS, 'loraRel'),
+    colorMetric: metricName(c.get<string>('colorMetric')),
     focusLayer: integer(c.get<number>('focusLayer'), -1, -1),
     focusHead: integer(c.get<number>('focusHead'), -1, -1),
     maxAnnotatedTokens: integer(c.get<number>('maxAnnotatedTokens'), 1, 5000),
     analyzeOnEdit: c.get<boolean>('analyzeOnEdit', false) === true,
     nodePath: c.get<string>('engine.nodePath', '').trim(),
+    threads: integer(c.get<number>('threads'), 0, 0),
   };
 }
 

@@ -19,10 +19,11 @@ function itemText(engine: EngineClient): string {
 function itemTooltip(engine: EngineClient): vscode.MarkdownString {
   const m = engine.model, i = engine.init;
   const model = m
-    ? `**Model** ${m.path}: ${m.family}, ${m.paramCount.toLocaleString('en')} parameters, ${m.config.n_layer} layers × ${m.config.n_head} heads, block ${m.config.block_size}${m.note ? ` (${m.note})` : ''}`
+    ? `**Model** ${m.path}: ${m.family}, ${m.paramCount.toLocaleString('en')} parameters, ${m.layers} layers × ${m.heads} heads${m.kvHeads !== m.heads ? ` (${m.kvHeads} kv heads)` : ''}, block ${m.config.block_size}; tokenizer ${m.tokenizer.kind}${m.signals.length ? `; signals ${m.signals.map((s) => s.name).join(', ')}` : ''}${m.note ? ` (${m.note})` : ''}`
     : '**Model** not loaded yet: Analyze Attention loads `headlens.modelPath` (empty: the embedded starter model)';
-  const backend = i ? `**Backend** ${i.backend.name} on ${i.device.name}${i.device.vendor ? ` (${i.device.vendor})` : ''}: ${i.backend.reason}` : '**Engine** not running (it starts on first use)';
-  return new vscode.MarkdownString([model, backend, 'Click to load another model.'].join('\n\n'));
+  const backend = i ? `**Runtime** ${i.backend.name} on ${i.device.name}${i.device.vendor ? ` (${i.device.vendor})` : ''}: ${i.backend.reason}` : '**Engine** not running (it starts on first use)';
+  const skipped = i?.backend.skipped.length ? `Skipped: ${i.backend.skipped.map((s) => `${s.name} — ${s.reason}`).join('; ')}` : '';
+  return new vscode.MarkdownString([model, backend, skipped, 'Click to load another model.'].filter(Boolean).join('\n\n'));
 }
 
 type ModelPick = vscode.QuickPickItem & { modelPath?: string; browse?: boolean };

@@ -116,8 +116,9 @@ describe('runtimes agree', () => {
 describe('windows', () => {
   test('windows tile the tokens; audit positions are spread and exclude the last', () => {
     assert.deepEqual(windowsOf(10, 4), [[0, 4], [4, 8], [8, 10]]);
-    assert.deepEqual(auditPositionsFor(256, 4), [0, 85, 169, 254]);
+    assert.deepEqual(auditPositionsFor(256, 4), [0, 42, 85, 127]);
     assert.deepEqual(auditPositionsFor(3, 8), [0, 1]);
+    assert.deepEqual(auditPositionsFor(10, 2), [0, 4]);
     assert.deepEqual(auditPositionsFor(1, 4), []);
   });
 });

@@ -25,12 +25,19 @@ export function windowsOf(n: number, w: number): [number, number][] {
   return out;
 }
 
-/** Evenly spaced audit positions in [0, T−1), always including 0 (the last position has no leak). */
+/**
+ * Audit positions: evenly spaced over the first half of the window, always including 0. Each costs
+ * a forward of its prefix (t + 1 tokens), and the leak is largest where most of the window lies
+ * ahead — so the first half measures the most for the least: 4 positions in a 256-token window
+ * cost ≈ one window's blocks (≈ 0.5 of an analysis), where spreading them to the end would cost
+ * twice that. `count ≥ T − 1` audits every position.
+ */
 export function auditPositionsFor(T: number, count: number): number[] {
   if (count <= 0 || T < 2) return [];
   if (count >= T - 1) return [...Array(T - 1).keys()];
+  const last = Math.max(0, Math.floor((T - 1) / 2));
   const out = new Set<number>();
-  for (let i = 0; i < count; i++) out.add(Math.round((i * (T - 2)) / Math.max(1, count - 1)));
+  for (let i = 0; i < count; i++) out.add(Math.round((i * last) / Math.max(1, count - 1)));
   return [...out].sort((a, b) => a - b);
 }
 

@@ -7,9 +7,17 @@
 import type { AnalyzeEvent, AnalyzeLayerEvent, AnalyzeResult, SignalSpec, TokenInfo } from '../protocol';
 import { decodeArray } from '../codec';
 
-/** What the token colours can show: a built-in metric or the name of a catalogued signal. */
+/** What the token colours can show: a built-in metric, the name of a catalogued signal, or 'auto'. */
 export type ColorMetric = string;
 export const BUILTIN_METRICS = ['nll', 'leak', 'entropy', 'attnMax', 'distance'] as const;
+const BUILTIN_LABELS: Record<string, string> = {
+  nll: 'next-token surprisal (NLL, nats)',
+  leak: 'causality leak of the adaptive path',
+  entropy: 'attention entropy (nats)',
+  attnMax: 'maximum attention probability',
+  distance: 'mean attended distance (tokens)',
+};
+const BUILTIN_PER_HEAD = new Set(['entropy', 'attnMax', 'distance']);
 
 /** The model facts the record needs (a subset of ModelInfo). */
 export interface RecordModel {
@@ -216,8 +224,33 @@ export class AnalysisRecord {
     return this.windows[window]?.headSignals.get(name)?.[layer] ?? null;
   }
 
+  /** 'auto' → the model's first per-token signal (its catalogue order is its preference), else entropy. */
+  resolveMetric(m: ColorMetric): ColorMetric {
+    if (m !== 'auto' && (BUILTIN_LABELS[m] || this.tokenSignals.has(m))) return m;
+    const first = [...this.tokenSignals.values()].find((s) => s.spec.scope !== 'token' || s.spec.name !== 'dNll');
+    return first?.spec.name ?? 'entropy';
+  }
+
+  metricLabel(m: ColorMetric): string {
+    const s = this.tokenSignals.get(m);
+    return s ? `${s.spec.label}${s.spec.unit ? ` (${s.spec.unit})` : ''}` : BUILTIN_LABELS[m] ?? m;
+  }
+
+  /** Does the metric have a value per layer and head (so a focus applies)? */
+  metricPerHead(m: ColorMetric): boolean {
+    const s = this.tokenSignals.get(m);
+    return s ? s.rows > 1 || s.spec.scope === 'kvhead×token' : BUILTIN_PER_HEAD.has(m);
+  }
+
+  /** Every metric this analysis can colour by: built-ins (leak only when audited) then signals. */
+  metrics(): { name: string; label: string }[] {
+    const builtin = BUILTIN_METRICS.filter((m) => m !== 'leak' || this.leak).map((m) => ({ name: m, label: BUILTIN_LABELS[m] }));
+    return [...builtin, ...[...this.tokenSignals.values()].map((s) => ({ name: s.spec.name, label: this.metricLabel(s.spec.name) }))];
+  }
+
   /** Metric value of token t for (layer, head); −1 means the mean over layers/heads. */
-  metric(m: ColorMetric, t: number, layer = -1, head = -1): number {
+  metric(metric: ColorMetric, t: number, layer = -1, head = -1): number {
+    const m = this.resolveMetric(metric);
     if (m === 'nll') return this.nll[t];
     if (m === 'leak') return this.leak ? this.leak[t] : NaN;
     const builtin = m === 'entropy' ? this.headEntropy : m === 'attnMax' ? this.headMax : m === 'distance' ? this.headDistance : null;

@@ -14,7 +14,7 @@ import type { AnalyzeEvent, BackendChoice, ExplorerData } from '../protocol';
 import { BadInputError, reportError } from '../errors';
 import { readCheckpoint, type CheckpointRead } from '../io/checkpoint';
 import { analyzeText } from '../analysis/analyze';
-import { GPT2_TOKENIZER, modelInfo, type LoadedModel } from '../runtime/loaded';
+import { modelInfo, tokenizerFor, type LoadedModel } from '../runtime/loaded';
 import { createRunner, initRuntime } from '../runtime/select';
 import { familyDef } from '../models/registry';
 import { EngineServer } from '../server/server';
@@ -24,7 +24,7 @@ import type { HostTensor } from '../io/tensor';
 import { parseArgs, type ArgSpec } from './args';
 import { formatTokenTable } from './table';
 import { runBench } from './bench';
-import { runInstallGpu } from '../runtime/install';
+import { runInstallGpu, runInstallNative } from '../runtime/install';
 import { runTrainCommand } from '../train/cli';
 import { runTrainBench } from '../train/bench';
 
@@ -36,13 +36,18 @@ const USAGE = `usage: headlens <command> [options]
   train    see 'headlens train --help'
   serve    JSON-lines protocol on stdin/stdout (used by the VS Code extension)
   export   --model P [--config C] --out OUT.safetensors [--fp16]   weights only (e.g. from a training checkpoint)
+  install-native --dir DIR                  install onnxruntime-node (the native inference runtime) on demand
   install-gpu --dir DIR [--tfjs-node-gpu]   install the GPU backend packages on demand and check them
-  bench    [--backend B] [--runs N]          analysis medians with full-size models
+  bench    [--runtimes onnx-cpu:1,onnx-cpu:2,wasm] [--models base,adaptive,…] [--runs N]
+                                             analysis medians with full-size models, side by side
   train-bench [--backend B]                  training tokens/s (tiny and full-size)
-options: --backend auto|tensorflow-gpu|tensorflow|webgpu|wasm|cpu   --debug (stack traces)
-Without --model the embedded starter model is used.`;
+options: --backend auto|onnx-cuda|onnx-webgpu|onnx-cpu|tensorflow-gpu|tensorflow|webgpu|wasm|cpu
+         --threads N (onnxruntime intra-op threads; 0 = the physical cores)   --tokenizer FILE
+         --debug (stack traces)
+Inference runs on onnxruntime when it is installed (auto: CUDA → WebGPU on a real GPU → CPU), else
+TensorFlow.js; training on TensorFlow.js. Without --model the embedded starter model is used.`;
 
-const COMMON: ArgSpec = { backend: 'string', threads: 'int', debug: 'boolean', help: 'boolean', model: 'string', config: 'string' };
+const COMMON: ArgSpec = { backend: 'string', threads: 'int', debug: 'boolean', help: 'boolean', model: 'string', config: 'string', tokenizer: 'string' };
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -67,6 +72,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdExport(rest);
       case 'install-gpu':
         return await runInstallGpu(rest);
+      case 'install-native':
+        return await runInstallNative(rest);
       case undefined:
       case '--help':
       case '-h':
@@ -94,32 +101,37 @@ function readModel(opts: Record<string, unknown>): Promise<CheckpointRead> {
 /** The runtime and the model's runner, once every input has been checked. */
 async function setup(opts: Record<string, unknown>, ck: CheckpointRead): Promise<LoadedModel> {
   const state = await initRuntime(backendOf(opts), (opts.threads as number | undefined) ?? 0);
+  const { tokenizer, note } = tokenizerFor((opts.model as string | undefined) ?? null, opts.tokenizer as string | undefined);
   const runner = await createRunner(familyDef(ck.config.family), ck.config, ck.weights, state);
-  const tokenizer = GPT2_TOKENIZER;
-  return { info: modelInfo(ck, tokenizer.info), config: ck.config, weights: ck.weights, tokenizer, runner, dispose: () => runner.dispose() };
+  const info = modelInfo(ck, tokenizer.info);
+  if (note) info.note = info.note ? `${info.note}; ${note}` : note;
+  return { info, config: ck.config, weights: ck.weights, tokenizer, runner, dispose: () => runner.dispose() };
 }
 
 async function cmdInfo(argv: string[]): Promise<number> {
   const opts = parseArgs(argv, { ...COMMON, json: 'boolean' }, 'info');
   if (opts.help) return usage();
   const ck = await readModel(opts);
-  const info = modelInfo(ck, GPT2_TOKENIZER.info);
+  const tk = tokenizerFor((opts.model as string | undefined) ?? null, opts.tokenizer as string | undefined);
+  const info = modelInfo(ck, tk.tokenizer.info);
+  if (tk.note) info.note = info.note ? `${info.note}; ${tk.note}` : tk.note;
   const backend = (await initRuntime(backendOf(opts), (opts.threads as number | undefined) ?? 0)).info;
   if (opts.json) {
     process.stdout.write(JSON.stringify({ ...info, backend }, null, 2) + '\n');
   } else {
     const c = info.config;
-    const lm = { info };
     const lines = [
-      `model      ${lm.info.path}`,
+      `model      ${info.path}`,
       `family     ${c.family}`,
-      `config     vocab ${c.vocab_size}, block ${c.block_size}, ${c.n_layer} layers, ${c.n_head} heads, width ${c.n_embd}` +
+      `config     vocab ${c.vocab_size}, block ${c.block_size}, ${info.layers} layers, ${c.n_head} heads${info.kvHeads !== c.n_head ? ` (${info.kvHeads} kv)` : ''}, width ${c.n_embd}` +
         (c.hyper ? `; hypernetwork rank ${c.hyper.rank}, ${c.hyper.n_heads} heads, ${c.hyper.n_layers} layers, alpha ${c.hyper.alpha}` : '') +
         (c.num_diffusion_steps !== undefined ? `; ${c.num_diffusion_steps} diffusion steps` : ''),
-      `parameters ${lm.info.paramCount.toLocaleString('en-US')}`,
+      `parameters ${info.paramCount.toLocaleString('en-US')}`,
+      `signals    ${info.signals.length ? info.signals.map((s) => `${s.name} (${s.scope})`).join(', ') : 'none (attention only)'}`,
+      `tokenizer  ${info.tokenizer.kind}: ${info.tokenizer.source}`,
       `backend    ${backend.name} (${backend.reason}${backend.skipped.length ? `; skipped ${backend.skipped.map((s) => `${s.name}: ${s.reason}`).join('; ')}` : ''})`,
     ];
-    if (lm.info.note) lines.push(`note       ${lm.info.note}`);
+    if (info.note) lines.push(`note       ${info.note}`);
     process.stdout.write(lines.join('\n') + '\n');
   }
   return 0;
@@ -276,7 +288,7 @@ async function cmdExport(argv: string[]): Promise<number> {
   if (!opts.model) throw new BadInputError('export needs --model P');
   if (!opts.out) throw new BadInputError('export needs --out OUT.safetensors');
   const ck = await readModel(opts);
-  const info = modelInfo(ck, GPT2_TOKENIZER.info);
+  const info = modelInfo(ck, tokenizerFor((opts.model as string | undefined) ?? null, opts.tokenizer as string | undefined).tokenizer.info);
   const out = opts.out as string;
   const config = JSON.stringify(ck.config);
   const metadata: Record<string, string> = { format: 'headlens-model-1', config, tokenizer: info.tokenizer.kind };

@@ -252,7 +252,7 @@ export const AGPT: FamilyDef = {
   parameters: agptParameters,
   program: agptProgram,
   head: () => ({ weight: 'lm_head.weight', tied: false }),
-  signals: (c) => (c.hyper ? signalsOf('loraFro', 'loraTok', 'loraRel') : []),
+  signals: (c) => (c.hyper ? signalsOf('loraRel', 'loraTok', 'loraFro') : []),
   layerCount: (c) => c.n_layer,
   kvHeads: (c) => c.n_head,
   attentionWindows: (c) => Array(c.n_layer).fill(isDiffusion(c.family) ? 'bidirectional' : null),

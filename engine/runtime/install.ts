@@ -1,9 +1,14 @@
 /**
- * `headlens install-gpu --dir DIR [--tfjs-node-gpu]`: installs the GPU backend packages on demand
- * into DIR (the extension's global storage), so the .vsix stays small: `webgpu` (Dawn, a prebuilt
- * binary for Linux/macOS/Windows inside the package) and, if asked, `@tensorflow/tfjs-node-gpu`
- * (whose own install downloads libtensorflow and needs CUDA 11.2 / cuDNN 8.1). Then it checks that
- * the backend really loads and names the adapter. Progress lines on stderr, one JSON line on stdout.
+ * Optional runtimes installed on demand into DIR (the extension's global storage), so the .vsix
+ * stays small and one package serves every platform:
+ *   `headlens install-native --dir DIR`: onnxruntime-node (native CPU kernels with threads, its
+ *     WebGPU provider; CUDA when the user adds the provider library) — the inference runtime;
+ *   `headlens install-gpu --dir DIR [--tfjs-node-gpu]`: `webgpu` (Dawn, a prebuilt binary for
+ *     Linux/macOS/Windows inside the package) for TensorFlow.js training on a GPU and, if asked,
+ *     `@tensorflow/tfjs-node-gpu` (whose own install downloads libtensorflow and needs CUDA 11.2 /
+ *     cuDNN 8.1).
+ * Each then checks that what it installed really loads. Progress lines on stderr, one JSON line on
+ * stdout. Install scripts do not run (onnxruntime-node's only fetches the CUDA provider).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -12,6 +17,8 @@ import { BadInputError } from '../errors';
 import { parseArgs } from '../cli/args';
 import { initBackend } from './tfjs/backend';
 import { setModulePaths } from './modules';
+import { ORT_PACKAGE, ORT_VERSION } from './onnx/ort';
+import { initRuntime } from './select';
 
 export const WEBGPU_PACKAGE = 'webgpu@0.6.2';
 export const TFJS_NODE_GPU_PACKAGE = '@tensorflow/tfjs-node-gpu@4.22.0';
@@ -20,12 +27,13 @@ function npmCommand(): string {
   return process.platform === 'win32' ? 'npm.cmd' : 'npm';
 }
 
-function runNpm(dir: string, packages: string[], onLine: (l: string) => void): Promise<void> {
+function runNpm(dir: string, packages: string[], onLine: (l: string) => void, extra: string[] = []): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(npmCommand(), ['install', '--no-audit', '--no-fund', '--no-save', '--prefix', dir, ...packages], {
+    const child = spawn(npmCommand(), ['install', '--no-audit', '--no-fund', '--no-save', '--prefix', dir, ...extra, ...packages], {
       cwd: dir,
       stdio: ['ignore', 'pipe', 'pipe'],
       shell: process.platform === 'win32',
+      env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip' },
     });
     const tail: string[] = [];
     const collect = (d: Buffer) => {
@@ -46,13 +54,37 @@ function runNpm(dir: string, packages: string[], onLine: (l: string) => void): P
   });
 }
 
-export async function runInstallGpu(argv: string[]): Promise<number> {
-  const opts = parseArgs(argv, { dir: 'string', 'tfjs-node-gpu': 'boolean', debug: 'boolean', 'skip-install': 'boolean' }, 'install-gpu');
-  const dir = opts.dir as string | undefined;
-  if (!dir) throw new BadInputError('install-gpu needs --dir DIR (where to install the GPU packages)');
+function prepareDir(dir: string | undefined, what: string): string {
+  if (!dir) throw new BadInputError(`${what} needs --dir DIR (where to install the packages)`);
   fs.mkdirSync(dir, { recursive: true });
   const pkgJson = path.join(dir, 'package.json');
-  if (!fs.existsSync(pkgJson)) fs.writeFileSync(pkgJson, JSON.stringify({ name: 'headlens-gpu-backends', private: true }, null, 2));
+  if (!fs.existsSync(pkgJson)) fs.writeFileSync(pkgJson, JSON.stringify({ name: 'headlens-optional-runtimes', private: true }, null, 2));
+  return dir;
+}
+
+export async function runInstallNative(argv: string[]): Promise<number> {
+  const opts = parseArgs(argv, { dir: 'string', debug: 'boolean', 'skip-install': 'boolean' }, 'install-native');
+  const dir = prepareDir(opts.dir as string | undefined, 'install-native');
+  const pkg = `${ORT_PACKAGE}@${ORT_VERSION}`;
+  if (!opts['skip-install']) {
+    process.stderr.write(`installing ${pkg} into ${dir}\n`);
+    await runNpm(dir, [pkg], (l) => process.stderr.write(`npm: ${l}\n`), ['--ignore-scripts']);
+  }
+  setModulePaths([dir]);
+  process.stderr.write('checking onnxruntime…\n');
+  try {
+    const state = await initRuntime('onnx-cpu');
+    process.stdout.write(JSON.stringify({ ok: true, backend: state.info.name, device: state.device }) + '\n');
+    process.stderr.write(`ok: ${state.info.name} on ${state.device.name}\n`);
+    return 0;
+  } catch (e) {
+    throw new BadInputError(`onnxruntime-node was installed but does not load here: ${(e as Error).message}`);
+  }
+}
+
+export async function runInstallGpu(argv: string[]): Promise<number> {
+  const opts = parseArgs(argv, { dir: 'string', 'tfjs-node-gpu': 'boolean', debug: 'boolean', 'skip-install': 'boolean' }, 'install-gpu');
+  const dir = prepareDir(opts.dir as string | undefined, 'install-gpu');
   const packages = [WEBGPU_PACKAGE, ...(opts['tfjs-node-gpu'] ? [TFJS_NODE_GPU_PACKAGE] : [])];
   if (!opts['skip-install']) {
     process.stderr.write(`installing ${packages.join(', ')} into ${dir}\n`);

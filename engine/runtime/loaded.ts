@@ -3,31 +3,46 @@
  * to know about it (ModelInfo), and the runner of the chosen runtime (a traced onnxruntime session,
  * or TensorFlow.js).
  */
-import type { ModelConfig, ModelInfo, TokenInfo, TokenizerInfo } from '../protocol';
+import type { ModelConfig, ModelInfo, TokenizerInfo } from '../protocol';
 import type { HostTensor } from '../io/tensor';
 import { readCheckpoint, type CheckpointRead, type LoadRequest } from '../io/checkpoint';
 import { countParams, familyDef } from '../models/registry';
 import { kvHeadOf } from '../models/layers';
-import * as gpt2 from '../tokenizers/gpt2';
+import type { Tokenizer } from '../tokenizers/types';
+import { gpt2Tokenizer } from '../tokenizers/gpt2';
+import { loadTokenizerFor } from '../tokenizers/index';
 import type { InferenceRuntime } from './runner';
 import { createRunner, initRuntime, type RuntimeState } from './select';
 
-/** What the analysis needs from a tokenizer. */
-export interface TextTokenizer {
+/** A tokenizer and what the views are told about it. */
+export interface TextTokenizer extends Tokenizer {
   readonly info: TokenizerInfo;
-  tokenize(text: string, baseOffset?: number): TokenInfo[];
-  tokenText(id: number): string;
-  /** UTF-8 bytes the token stands for (bits per byte). */
-  tokenBytes(id: number): number;
 }
 
-export const GPT2_TOKENIZER: TextTokenizer = {
-  info: { kind: 'gpt2', source: 'GPT-2 BPE (built in)', vocabSize: gpt2.GPT2_VOCAB_SIZE },
-  tokenize: gpt2.tokenize,
-  tokenText: gpt2.tokenText,
-  tokenBytes: (id) => gpt2.tokenByteLength(id),
-};
+function withInfo(t: Tokenizer, source: string): TextTokenizer {
+  return Object.assign(Object.create(t) as Tokenizer, { info: { kind: t.kind, source, vocabSize: t.vocabSize } }) as TextTokenizer;
+}
 
+export const GPT2_TOKENIZER: TextTokenizer = withInfo(gpt2Tokenizer(), 'GPT-2 BPE (r50k_base, built in)');
+
+/**
+ * The model's own tokenizer when its folder has one (tokenizer.json, vocab.json + merges.txt,
+ * tokenizer.pkl, a SentencePiece .model), else GPT-2 BPE. `explicit` is a tokenizer file the user
+ * named: its problems are errors; a file found by looking is skipped with a note when it does not load.
+ */
+export function tokenizerFor(modelPath: string | null, explicit?: string): { tokenizer: TextTokenizer; note?: string } {
+  if (!modelPath && !explicit) return { tokenizer: GPT2_TOKENIZER };
+  if (explicit) {
+    const found = loadTokenizerFor(modelPath ?? explicit, explicit);
+    return { tokenizer: withInfo(found.tokenizer, found.file ?? found.description) };
+  }
+  try {
+    const found = loadTokenizerFor(modelPath!);
+    return found.file ? { tokenizer: withInfo(found.tokenizer, found.file) } : { tokenizer: GPT2_TOKENIZER };
+  } catch (e) {
+    return { tokenizer: GPT2_TOKENIZER, note: `the tokenizer file beside the model does not load (${(e as Error).message}); using GPT-2 BPE` };
+  }
+}
 export interface LoadedModel {
   info: ModelInfo;
   config: ModelConfig;
@@ -61,13 +76,15 @@ export function modelInfo(ck: CheckpointRead, tokenizer: TokenizerInfo): ModelIn
 }
 
 /** Reads the checkpoint and builds its runner on the current runtime (initialising `auto` if none). */
-export async function loadModel(req: LoadRequest, state?: RuntimeState): Promise<LoadedModel> {
+export async function loadModel(req: LoadRequest & { tokenizer?: string }, state?: RuntimeState): Promise<LoadedModel> {
   const ck = await readCheckpoint(req);
+  const { tokenizer, note } = tokenizerFor(req.path ?? null, req.tokenizer);
   const rt = state ?? (await initRuntime());
-  const tokenizer = GPT2_TOKENIZER;
   const runner = await createRunner(familyDef(ck.config.family), ck.config, ck.weights, rt);
+  const info = modelInfo(ck, tokenizer.info);
+  if (note) info.note = info.note ? `${info.note}; ${note}` : note;
   return {
-    info: modelInfo(ck, tokenizer.info),
+    info,
     config: ck.config,
     weights: ck.weights,
     tokenizer,

@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { BadInputError } from '../errors';
 import { encodeIds, EOT_ID } from '../tokenizers/gpt2';
 import { Rng } from './rng';
+import { cacheFolder } from '../io/cache';
 
 const SKIP_DIRS = new Set(['node_modules', '.git', '.hg', '.svn', 'dist', 'out', '__pycache__', '.venv', 'venv', '.e2e-tools', '.cache']);
 const MAX_FILE_BYTES = 8 * 1024 * 1024;
@@ -123,12 +124,7 @@ function tokensOf(file: string, cacheDir: string | null): Int32Array {
 
 /** Where token caches live: $HEADLENS_CACHE, else the OS's per-user cache folder (survives reboots), else tmp. */
 export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env, platform: NodeJS.Platform = process.platform, home = os.homedir()): string {
-  if (env.HEADLENS_CACHE) return path.join(env.HEADLENS_CACHE, 'tokens');
-  const base =
-    platform === 'win32' ? env.LOCALAPPDATA :
-    platform === 'darwin' ? home && path.join(home, 'Library', 'Caches') :
-    env.XDG_CACHE_HOME || (home && path.join(home, '.cache'));
-  return base ? path.join(base, 'headlens', 'tokens') : path.join(os.tmpdir(), 'headlens-token-cache');
+  return cacheFolder('tokens', env, platform, home);
 }
 
 function ensureCacheDir(dir: string): string | null {

@@ -14,6 +14,7 @@ import * as path from 'node:path';
 import type { DeviceInfo } from '../../protocol';
 import { optionalRequire, probeInChild, resolveOptional } from '../modules';
 import { GraphOps } from './builder';
+import { cacheFolder } from '../../io/cache';
 
 export type OrtProvider = 'cuda' | 'webgpu' | 'cpu';
 export const ORT_PACKAGE = 'onnxruntime-node';
@@ -131,21 +132,66 @@ const [provider, threads, model] = JSON.parse(process.argv[1]);
 })().catch((e) => { console.log(JSON.stringify({ error: String(e && e.message || e).split('\\n')[0] })); });
 `;
 
-const probed = new Map<string, Promise<{ ok: boolean; reason?: string; gpuMs?: number; cpuMs?: number }>>();
+interface ProbeOutcome {
+  ok: boolean;
+  reason?: string;
+  gpuMs?: number;
+  cpuMs?: number;
+}
+const probed = new Map<string, Promise<ProbeOutcome>>();
+/** Probe results are kept a week per machine and driver set (a probe costs seconds). */
+const PROBE_TTL_MS = 7 * 24 * 3600 * 1000;
+
+/** What a probe's answer depends on: the package, the CPU, the GPU drivers installed. */
+function machineFingerprint(provider: OrtProvider, threads: number): string {
+  const icds: string[] = [];
+  for (const dir of ['/usr/share/vulkan/icd.d', '/etc/vulkan/icd.d']) {
+    try {
+      for (const f of fs.readdirSync(dir)) icds.push(`${f}:${fs.statSync(path.join(dir, f)).size}`);
+    } catch {
+      // no such folder
+    }
+  }
+  const env = ['VK_ICD_FILENAMES', 'VK_DRIVER_FILES', 'CUDA_VISIBLE_DEVICES'].map((k) => process.env[k] ?? '').join('|');
+  return [ORT_VERSION, provider, threads, process.platform, process.arch, os.cpus()[0]?.model ?? '', icds.sort().join(','), env, hasCudaLibrary()].join(';');
+}
+
+function readProbeCache(): Record<string, ProbeOutcome & { at: number }> {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(cacheFolder('runtime'), 'probes.json'), 'utf8'));
+  } catch {
+    return {};
+  }
+}
+
+function writeProbeCache(key: string, r: ProbeOutcome): void {
+  try {
+    const dir = cacheFolder('runtime');
+    fs.mkdirSync(dir, { recursive: true });
+    const all = readProbeCache();
+    all[key] = { ...r, at: Date.now() };
+    fs.writeFileSync(path.join(dir, 'probes.json'), JSON.stringify(all, null, 1));
+  } catch {
+    // an unwritable cache only costs the next probe
+  }
+}
 
 /** Can the provider run here (in a child process), and how fast is it against the CPU? */
-function probeProvider(provider: OrtProvider, threads: number): Promise<{ ok: boolean; reason?: string; gpuMs?: number; cpuMs?: number }> {
-  const key = `${provider}:${threads}`;
+function probeProvider(provider: OrtProvider, threads: number): Promise<ProbeOutcome> {
+  const key = machineFingerprint(provider, threads);
   let p = probed.get(key);
   if (!p) {
-    const entry = resolveOptional(ORT_PACKAGE)!;
-    const arg = JSON.stringify([provider, threads, Buffer.from(probeGraph()).toString('base64')]);
-    p = probeInChild(PROBE.replace('process.argv[1]', JSON.stringify(arg)), entry, 60_000).then((r) => ({
-      ok: r.ok,
-      reason: r.reason,
-      gpuMs: r.value?.gpuMs as number | undefined,
-      cpuMs: r.value?.cpuMs as number | undefined,
-    }));
+    const cached = readProbeCache()[key];
+    if (cached && Date.now() - cached.at < PROBE_TTL_MS) p = Promise.resolve(cached);
+    else {
+      const entry = resolveOptional(ORT_PACKAGE)!;
+      const arg = JSON.stringify([provider, threads, Buffer.from(probeGraph()).toString('base64')]);
+      p = probeInChild(PROBE.replace('process.argv[1]', JSON.stringify(arg)), entry, 60_000).then((r) => {
+        const out: ProbeOutcome = { ok: r.ok, reason: r.reason, gpuMs: r.value?.gpuMs as number | undefined, cpuMs: r.value?.cpuMs as number | undefined };
+        writeProbeCache(key, out);
+        return out;
+      });
+    }
     probed.set(key, p);
   }
   return p;
@@ -185,17 +231,33 @@ export async function chooseOrt(request: OrtRequest, threads = 0): Promise<OrtCh
   return { skipped };
 }
 
-/** A session for a traced graph on the chosen provider (logs at error level only: no warnings on stderr). */
-export async function createSession(bytes: Uint8Array, choice: { provider: OrtProvider; threads: number }): Promise<OrtSession> {
+let dumped = 0;
+
+/**
+ * A session for a traced graph on the chosen provider (logs at error level only: no warnings on
+ * stderr). For looking into the runtime: HEADLENS_ONNX_DUMP=DIR writes each traced graph (and
+ * onnxruntime's optimised one) there; HEADLENS_ORT_PROFILE=PREFIX turns on onnxruntime's per-op
+ * profiler (a JSON trace per session, written when the session is released).
+ */
+export async function createSession(bytes: Uint8Array, choice: { provider: OrtProvider; threads: number }, label = 'graph'): Promise<OrtSession> {
   const { ort } = loadOrt();
   if (!ort) throw new Error('onnxruntime-node is not available');
-  return ort.InferenceSession.create(bytes, {
+  const options: Record<string, unknown> = {
     executionProviders: [choice.provider],
     intraOpNumThreads: choice.threads,
     interOpNumThreads: 1,
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3,
-  });
+  };
+  const dump = process.env.HEADLENS_ONNX_DUMP;
+  if (dump) {
+    fs.mkdirSync(dump, { recursive: true });
+    const base = path.join(dump, `${label}-${process.pid}-${dumped++}`);
+    fs.writeFileSync(`${base}.onnx`, bytes);
+    options.optimizedModelFilePath = `${base}.optimized.onnx`;
+  }
+  if (process.env.HEADLENS_ORT_PROFILE) Object.assign(options, { enableProfiling: true, profileFilePrefix: process.env.HEADLENS_ORT_PROFILE });
+  return ort.InferenceSession.create(bytes, options);
 }
 
 export function ortTensor(type: 'float32' | 'int32' | 'bool', data: Float32Array | Int32Array | Uint8Array, dims: number[]): OrtTensor {
