@@ -74,11 +74,13 @@ async function tfRunner(def: FamilyDef, config: ModelConfig, weights: Map<string
   void def;
 }
 
-/** The runner a loaded model analyses with. */
-export async function createRunner(def: FamilyDef, config: ModelConfig, weights: Map<string, HostTensor>, state: RuntimeState): Promise<InferenceRuntime> {
+type MakeOrt = (def: FamilyDef, config: ModelConfig, weights: Map<string, HostTensor>, choice: OrtChoice) => Promise<InferenceRuntime>;
+
+/** The runner a loaded model analyses with (`makeOrt` builds the onnxruntime one: tests swap it). */
+export async function createRunner(def: FamilyDef, config: ModelConfig, weights: Map<string, HostTensor>, state: RuntimeState, makeOrt: MakeOrt = OrtRunner.create): Promise<InferenceRuntime> {
   if (state.ort) {
     try {
-      return new FallbackRunner(await OrtRunner.create(def, config, weights, state.ort), () => tfRunner(def, config, weights));
+      return new FallbackRunner(await makeOrt(def, config, weights, state.ort), () => tfRunner(def, config, weights));
     } catch (e) {
       logLine(`onnxruntime could not run this ${config.family} model (${(e as Error).message.split('\n')[0]}); using TensorFlow.js`);
     }
@@ -87,7 +89,7 @@ export async function createRunner(def: FamilyDef, config: ModelConfig, weights:
 }
 
 /** onnxruntime first; after a device failure, the TensorFlow.js runner for good. */
-class FallbackRunner implements InferenceRuntime {
+export class FallbackRunner implements InferenceRuntime {
   private fallback: InferenceRuntime | null = null;
 
   constructor(private primary: InferenceRuntime, private readonly makeFallback: () => Promise<InferenceRuntime>) {}
