@@ -123,6 +123,11 @@ export interface ModelConfig {
   tie_word_embeddings?: boolean;
   /** Key/value heads (GQA/MQA); default n_head. */
   n_kv_head?: number;
+  /**
+   * autoresearch: the training context its windows derive from (L = sequence_len, S = sequence_len // 2).
+   * block_size, the longest sequence run, defaults to it; it may be longer (their rotary table is 10×).
+   */
+  sequence_len?: number;
   /** autoresearch: per-layer window pattern of S (half context) / L (full), cycled; last layer L. */
   window_pattern?: string;
   /** autoresearch: value embeddings on alternating layers (theirs), every layer, or none. */
@@ -141,22 +146,39 @@ export interface ModelConfig {
   paramgolf?: ParamgolfConfig;
 }
 
+/**
+ * parameter-golf's `Hyperparameters` (their field names) that the common keys do not carry:
+ * n_layer = num_layers (physical blocks), n_embd = model_dim, n_head = num_heads,
+ * vocab_size, block_size = train_seq_len.
+ */
 export interface ParamgolfConfig {
   num_kv_heads: number;
+  /** MLP hidden width = int(mlp_mult · model_dim). */
   mlp_mult: number;
   rope_base: number;
+  /** Leading head dims that rotate (0 = all of them). */
   rope_dims: number;
+  /** Norm outputs × 1/√(physical block + 1). */
   ln_scale: boolean;
+  /** Depth recurrence: blocks loop_start..loop_end run num_loops extra times (0 = none). */
   num_loops: number;
   loop_start: number;
   loop_end: number;
+  /** Decoder blocks with this physical index or more run as two-lane parallel blocks (0 = none). */
   parallel_start_layer: number;
-  parallel_final_lane: 'mean';
+  /** What feeds the final norm after parallel blocks: the lanes' mean, lane0 ('attn') or lane1 ('mlp'). */
+  parallel_final_lane: 'mean' | 'attn' | 'mlp';
+  /** The last xsa_last_n physical blocks remove each head output's component along its own value. */
   xsa_last_n: number;
   skip_gates_enabled: boolean;
   tie_embeddings: boolean;
   logit_softcap: number;
+  /** GatedAttn (their GATED_ATTN_ENABLED): per-head sigmoid gate on the attention output. */
   gated_attn: boolean;
+  /** Initialisation only: q_gain's start value and the init stds of attn_gate_w and a tied tok_emb. */
+  qk_gain_init: number;
+  gated_attn_init_std: number;
+  tied_embed_init_std: number;
 }
 
 /** Where a signal lives: its array shape per window is given by the scope (T = window tokens). */
@@ -254,6 +276,8 @@ export interface AnalyzeParams {
   baseOffset?: number;
   /** Window length in tokens (≤ block_size; default block_size). */
   window?: number;
+  /** Sliding-window stride in tokens (default window / 2; = window: disjoint windows). */
+  stride?: number;
   /** Which layers' full attention maps to send (default all). Summaries are always sent. */
   attentionLayers?: number[];
   /** Send attention maps at all (default true). */
@@ -274,6 +298,12 @@ export interface AnalyzeTokensEvent {
   /** Index of the window's first token in the whole token sequence. */
   tokenStart: number;
   tokens: TokenInfo[];
+  /**
+   * Positions [ownFrom, ownTo) (indices in the whole sequence) this window scores and reports: with
+   * overlapping windows each position is read from the one window that scores it (analysis/windows.ts).
+   */
+  ownFrom?: number;
+  ownTo?: number;
 }
 
 /** Per window and layer, as soon as that layer is computed. H heads, T tokens in the window. */
@@ -312,6 +342,8 @@ export interface AnalyzeOutputEvent {
   topProbs: EncodedArray;
   /** (T) causality leak max|logits_t(full) − logits_t(prefix)|; absent when not audited. */
   leak?: EncodedArray;
+  /** Decoded text of the predicted ids not sent in an earlier window (hovers draw before the end). */
+  vocabText?: Record<number, string>;
 }
 
 export type AnalyzeEvent = AnalyzeTokensEvent | AnalyzeLayerEvent | AnalyzeOutputEvent;

@@ -24,7 +24,12 @@ export interface DocumentAnalysis {
   events: AnalyzeEvent[];
   result: AnalyzeResult;
   record: AnalysisRecord;
+  /** False while later windows are still being analysed (the first ones are shown already). */
+  complete: boolean;
 }
+
+/** While an analysis streams, the partial record is published at most this often. */
+const PUBLISH_MS = 250;
 
 /** Quiet time after the last keystroke before `analyzeOnEdit` re-analyses. */
 const EDIT_DEBOUNCE_MS = 800;
@@ -130,19 +135,31 @@ export class AnalysisStore implements vscode.Disposable {
     const events: AnalyzeEvent[] = [];
     const window = this.settings.current.windowSize ? Math.min(this.settings.current.windowSize, model.config.block_size) : undefined;
     let windows = 1;
-    const result = await this.engine.request('analyze', { text, baseOffset: start, window }, token, (ev) => {
+    const started = Date.now();
+    let published = 0;
+    // the first windows are coloured while the rest are computed (a long document shows at once)
+    const publish = (final: AnalyzeResult | null) => {
+      if (token.isCancellationRequested || doc.version !== version) return undefined;
+      const result = final ?? partialResult(record, windows, model, Date.now() - started, this.engine.init?.backend.name ?? 'wasm');
+      if (final) record.setResult(final);
+      const analysis: DocumentAnalysis = { uri: doc.uri.toString(), version, scope: target.scope, model, events, result, record, complete: !!final };
+      this.byUri.set(analysis.uri, analysis);
+      this.changed.fire(analysis.uri);
+      published = Date.now();
+      return analysis;
+    };
+    const stride = this.settings.current.stride || undefined;
+    const result = await this.engine.request('analyze', { text, baseOffset: start, window, stride }, token, (ev) => {
       events.push(ev);
       record.add(ev);
       if (ev.kind === 'tokens') windows = ev.windowCount;
-      if (ev.kind === 'layer') report({ message: `window ${ev.window + 1}/${windows}, layer ${ev.layer + 1}/${model.config.n_layer}`, increment: 100 / (windows * model.config.n_layer) });
+      if (ev.kind === 'layer') report({ message: `window ${ev.window + 1}/${windows}, layer ${ev.layer + 1}/${model.layers}`, increment: 100 / (windows * model.layers) });
+      if (ev.kind === 'output' && ev.window + 1 < windows && Date.now() - published >= PUBLISH_MS) publish(null);
     });
     // an edit while the engine worked makes the offsets stale: the edit handler cancels, but a
     // result may already have been on its way
-    if (token.isCancellationRequested || doc.version !== version) return undefined;
-    record.result = result;
-    const analysis: DocumentAnalysis = { uri: doc.uri.toString(), version, scope: target.scope, model, events, result, record };
-    this.byUri.set(analysis.uri, analysis);
-    this.changed.fire(analysis.uri);
+    const analysis = publish(result);
+    if (!analysis) return undefined;
     return analysis;
   }
 
@@ -171,6 +188,13 @@ export class AnalysisStore implements vscode.Disposable {
     this.subs.forEach((s) => s.dispose());
     this.changed.dispose();
   }
+}
+
+/** What the views need of a result before the last window is done. */
+function partialResult(record: AnalysisRecord, windows: number, model: ModelInfo, elapsedMs: number, backend: AnalyzeResult['backend']): AnalyzeResult {
+  let sum = 0, n = 0;
+  for (const v of record.nll) if (Number.isFinite(v)) (sum += v), n++;
+  return { tokenCount: record.N, windowCount: windows, layers: model.layers, heads: model.heads, meanNll: n ? sum / n : null, maxLeak: null, elapsedMs, backend, vocabText: record.vocabText };
 }
 
 /** Analyze Attention and Clear Annotations. */

@@ -80,7 +80,7 @@ const OFFER_KEY = 'headlens.nativeRuntimeOffer';
  */
 export async function offerNativeRuntime(state: vscode.Memento, paths: GpuPaths, engine: EngineClient, settings: SettingsWatcher): Promise<void> {
   const init = engine.init;
-  if (!init || init.backend.name.startsWith('onnx-') || state.get(OFFER_KEY) === 'never' || offered) return;
+  if (!init || init.backend.name.startsWith('onnx-') || !settings.current.offerNativeRuntime || state.get(OFFER_KEY) === 'never' || offered) return;
   const missing = init.backend.skipped.some((s) => s.name === 'onnx' && /not installed/.test(s.reason));
   if (!missing) return;
   offered = true;

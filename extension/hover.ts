@@ -44,7 +44,7 @@ function predictions(a: DocumentAnalysis, t: number): string {
   const parts = [];
   if (Number.isFinite(nll)) parts.push(`NLL of the ${what} ${num(nll, 3)}`);
   const top = r.top(t).slice(0, 5);
-  if (top.length) parts.push(`top ${top.length}: ${top.map((p) => `${tokenCode(a.result.vocabText[p.id] ?? String(p.id))} ${(p.p * 100).toFixed(1)} %`).join(' · ')}`);
+  if (top.length) parts.push(`top ${top.length}: ${top.map((p) => `${tokenCode(a.record.vocabText[p.id] ?? String(p.id))} ${(p.p * 100).toFixed(1)} %`).join(' · ')}`);
   if (r.leak && Number.isFinite(r.leak[t])) parts.push(`causality leak ${num(r.leak[t], 4)}`);
   return parts.length ? parts.join(' — ') + '\n\n' : '';
 }

@@ -15,6 +15,9 @@ export interface Settings {
   backend: BackendChoice;
   /** Tokens per analysis window; 0: the model's block size. */
   windowSize: number;
+  /** Sliding-window stride; 0: half the window. */
+  stride: number;
+  offerNativeRuntime: boolean;
   colorMetric: ColorMetric;
   /** −1: the mean over layers. */
   focusLayer: number;
@@ -52,6 +55,8 @@ export function readSettings(): Settings {
     configPath: c.get<string>('configPath', '').trim(),
     backend: oneOf(c.get<string>('backend'), BACKENDS, 'auto'),
     windowSize: integer(c.get<number>('windowSize'), 0, 0),
+    stride: integer(c.get<number>('stride'), 0, 0),
+    offerNativeRuntime: c.get<boolean>('offerNativeRuntime', true) !== false,
     colorMetric: metricName(c.get<string>('colorMetric')),
     focusLayer: integer(c.get<number>('focusLayer'), -1, -1),
     focusHead: integer(c.get<number>('focusHead'), -1, -1),

@@ -32,7 +32,8 @@ if (!flag('--no-pytorch')) {
       pytorch = null;
     }
   }
-  if (!pytorch) console.log(`(no PyTorch reference: ${r ? (r.stderr || '').trim().split('\n').pop() : 'no /usr/bin/python3'} — install python3-torch and put checkouts of a-gpt and nanoGPT in .bench-out/)\n`);
+  if (!pytorch) console.log(`(no PyTorch reference: ${r ? (r.stderr || '').trim().split('\n').pop() : 'no /usr/bin/python3'} — needs python3-torch, libopenblas0-pthread and checkouts of a-gpt and nanoGPT in .bench-out/)\n`);
+  else if (!/openblas|mkl|blis/i.test(pytorch.blas ?? '')) console.log(`(warning: PyTorch runs on ${pytorch.blas}: install libopenblas0-pthread for a fair reference)\n`);
 }
 
 console.log('== analysis ==');
@@ -48,7 +49,7 @@ for (const line of lines) {
   else if (pytorch && analysisRow) extra = row ? `${String(row['1']).padStart(14)}${String(row['2']).padStart(14)}` : `${'—'.padStart(14)}${'—'.padStart(14)}`;
   console.log(line + extra);
 }
-if (pytorch) console.log(`(torch ${pytorch.torch}: the authors' forward alone, full logits, no head codes; analysis = forward + every head code, NLL and top-k)`);
+if (pytorch) console.log(`(torch ${pytorch.torch} on ${pytorch.blas}: the authors' forward alone, full logits, no head codes; analysis = forward + every head code, NLL and top-k)`);
 
 if (!flag('--no-train')) {
   console.log('\n== training ==');

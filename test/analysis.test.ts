@@ -7,7 +7,8 @@
 import { test, describe } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { windowsOf, auditPositionsFor } from '../engine/analysis/analyze';
+import { auditPositionsFor } from '../engine/analysis/analyze';
+import { slidingWindows } from '../engine/analysis/windows';
 import { readCheckpoint } from '../engine/io/checkpoint';
 import { readSafetensors } from '../engine/io/safetensors';
 import { familyDef } from '../engine/models/registry';
@@ -115,7 +116,31 @@ describe('runtimes agree', () => {
 
 describe('windows', () => {
   test('windows tile the tokens; audit positions are spread and exclude the last', () => {
-    assert.deepEqual(windowsOf(10, 4), [[0, 4], [4, 8], [8, 10]]);
+    // stride = context: the disjoint windows; a window's first token is scored by the window before
+    assert.deepEqual(slidingWindows(10, 4, 4), [
+      { begin: 0, end: 4, ownFrom: 0, ownTo: 4 },
+      { begin: 4, end: 8, ownFrom: 4, ownTo: 8 },
+      { begin: 8, end: 10, ownFrom: 8, ownTo: 10 },
+    ]);
+    // Hugging Face's rule: window k scores the tokens past window k−1's end, read at one position before
+    assert.deepEqual(slidingWindows(10, 4, 2), [
+      { begin: 0, end: 4, ownFrom: 0, ownTo: 3 },
+      { begin: 2, end: 6, ownFrom: 3, ownTo: 5 },
+      { begin: 4, end: 8, ownFrom: 5, ownTo: 7 },
+      { begin: 6, end: 10, ownFrom: 7, ownTo: 10 },
+    ]);
+    for (const [n, c, s] of [[1, 4, 2], [5, 4, 1], [257, 256, 128], [1000, 64, 48], [17, 5, 5]]) {
+      const ws = slidingWindows(n, c, s);
+      const owner = new Array(n).fill(0);
+      for (const w of ws) {
+        assert.ok(w.end - w.begin <= c && w.ownFrom >= w.begin && w.ownTo <= Math.min(n, w.end + 1));
+        for (let p = w.ownFrom; p < w.ownTo; p++) owner[p]++;
+        // a scored token (p + 1) sees at least itself's prefix inside the window: context ≥ 1
+        for (let p = w.ownFrom; p < Math.min(w.ownTo, n - 1); p++) assert.ok(p >= w.begin && p < w.end);
+      }
+      assert.deepEqual(owner, new Array(n).fill(1), `n ${n} context ${c} stride ${s}: every position in exactly one window`);
+      assert.equal(ws[ws.length - 1].end, n);
+    }
     assert.deepEqual(auditPositionsFor(256, 4), [0, 42, 85, 127]);
     assert.deepEqual(auditPositionsFor(3, 8), [0, 1]);
     assert.deepEqual(auditPositionsFor(10, 2), [0, 4]);

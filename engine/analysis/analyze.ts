@@ -9,6 +9,7 @@ import { encodeArray, encodeHalfBits } from '../codec';
 import { BadInputError, type CancelToken, throwIfCancelled } from '../errors';
 import type { LoadedModel } from '../runtime/loaded';
 import type { WindowLayer, WindowOutput, WindowRequest } from '../runtime/runner';
+import { slidingWindows } from './windows';
 
 /** Default number of prefix positions audited per window (each costs one extra forward). */
 export const DEFAULT_AUDIT_POSITIONS = 4;
@@ -16,13 +17,6 @@ export const DEFAULT_AUDIT_POSITIONS = 4;
 export interface AnalyzeOptions extends AnalyzeParams {
   /** Causality audit: how many prefix positions per window (0 = off). */
   auditPositions?: number;
-}
-
-/** Split [0, n) into windows of at most `w` tokens. */
-export function windowsOf(n: number, w: number): [number, number][] {
-  const out: [number, number][] = [];
-  for (let s = 0; s < n; s += w) out.push([s, Math.min(n, s + w)]);
-  return out;
 }
 
 /**
@@ -50,15 +44,15 @@ export async function* analyzeText(lm: LoadedModel, params: AnalyzeOptions, toke
   if (!tokens.length) throw new BadInputError('nothing to analyse: the text (or the selected range) is empty');
   checkVocab(tokens, info);
   const W = windowSize(params.window, info.config.block_size);
-  const windows = windowsOf(tokens.length, W);
+  const windows = slidingWindows(tokens.length, W, strideOf(params.stride, W));
   const audit = info.futureLeak ? params.auditPositions ?? (params.causalityAudit === false ? 0 : DEFAULT_AUDIT_POSITIONS) : 0;
   const vocabText: Record<number, string> = {};
   let nllSum = 0, nllCount = 0, maxLeak: number | null = null;
   for (let w = 0; w < windows.length; w++) {
     throwIfCancelled(token);
-    const [s, e] = windows[w];
+    const { begin: s, end: e, ownFrom, ownTo } = windows[w];
     const winTokens = tokens.slice(s, e);
-    yield { kind: 'tokens', window: w, windowCount: windows.length, tokenStart: s, tokens: winTokens };
+    yield { kind: 'tokens', window: w, windowCount: windows.length, tokenStart: s, tokens: winTokens, ownFrom, ownTo };
     const req = windowRequest(info, winTokens, e < tokens.length ? tokens[e].id : -1, params, audit);
     const run = lm.runner.analyzeWindow(req, token);
     try {
@@ -67,8 +61,10 @@ export async function* analyzeText(lm: LoadedModel, params: AnalyzeOptions, toke
         const step = await run.next();
         if (step.done) {
           const out = outputEvent(step.value, w, s, req.topK);
-          for (const id of step.value.topIds) vocabText[id] ??= lm.tokenizer.tokenText(id);
-          for (const v of step.value.nll) if (Number.isFinite(v)) (nllSum += v), nllCount++;
+          const fresh: Record<number, string> = {};
+          for (const id of step.value.topIds) if (vocabText[id] === undefined) vocabText[id] = fresh[id] = lm.tokenizer.tokenText(id);
+          out.vocabText = fresh;
+          for (let p = ownFrom - s; p < ownTo - s; p++) if (Number.isFinite(step.value.nll[p])) (nllSum += step.value.nll[p]), nllCount++;
           for (const v of step.value.leak ?? []) if (Number.isFinite(v)) maxLeak = Math.max(maxLeak ?? 0, v);
           yield out;
           break;
@@ -152,6 +148,13 @@ function clampRange(range: AnalyzeParams['range'], n: number): { start: number; 
     throw new BadInputError(`analyze: range [${start}, ${end}) is outside the text (length ${n})`);
   }
   return { start, end };
+}
+
+/** Default stride: half the window (every scored token then has at least half a window of context). */
+function strideOf(requested: number | undefined, window: number): number {
+  if (requested === undefined || requested === 0) return Math.max(1, Math.floor(window / 2));
+  if (!Number.isInteger(requested) || requested < 1) throw new BadInputError(`analyze: stride must be a positive integer, got ${requested}`);
+  return Math.min(requested, window);
 }
 
 function windowSize(requested: number | undefined, block: number): number {

@@ -31,6 +31,9 @@ export interface RecordModel {
 interface WindowInfo {
   start: number; // first token index
   length: number;
+  /** Positions [ownFrom, ownTo) this window scores (sliding windows overlap). */
+  ownFrom: number;
+  ownTo: number;
   attn: (Float32Array | null)[]; // per layer (H, T, T)
   /** Head-scoped signals per name, per layer (H). */
   headSignals: Map<string, (Float32Array | null)[]>;
@@ -62,12 +65,16 @@ export class AnalysisRecord {
   latentCode = new Float32Array(0);
   /** (N) */
   nll = new Float32Array(0);
+  /** (N) tokens of context each position had (itself included) in the window that scored it. */
+  context = new Int32Array(0);
   leak: Float32Array | null = null;
   /** (N, K) */
   topIds = new Int32Array(0);
   topProbs = new Float32Array(0);
   K = 0;
   result: AnalyzeResult | null = null;
+  /** Decoded text of every predicted id seen so far (from the output events and the result). */
+  readonly vocabText: Record<number, string> = {};
   private readonly tokenSignals = new Map<string, TokenSignal>();
 
   constructor(model: RecordModel) {
@@ -85,8 +92,13 @@ export class AnalysisRecord {
   static from(events: AnalyzeEvent[], model: RecordModel, result?: AnalyzeResult | null): AnalysisRecord {
     const r = new AnalysisRecord(model);
     for (const e of events) r.add(e);
-    if (result) r.result = result;
+    if (result) r.setResult(result);
     return r;
+  }
+
+  setResult(result: AnalyzeResult): void {
+    this.result = result;
+    Object.assign(this.vocabText, result.vocabText);
   }
 
   get N(): number {
@@ -97,8 +109,10 @@ export class AnalysisRecord {
   add(e: AnalyzeEvent): void {
     if (e.kind === 'tokens') {
       for (const t of e.tokens) this.tokens[t.index] = t;
-      this.windows[e.window] = { start: e.tokenStart, length: e.tokens.length, attn: [], headSignals: new Map() };
+      const ownFrom = e.ownFrom ?? e.tokenStart, ownTo = e.ownTo ?? e.tokenStart + e.tokens.length;
+      this.windows[e.window] = { start: e.tokenStart, length: e.tokens.length, ownFrom, ownTo, attn: [], headSignals: new Map() };
       this.resize();
+      for (let p = ownFrom; p < ownTo; p++) this.context[p] = p - e.tokenStart + 1;
       return;
     }
     if (e.kind === 'layer') {
@@ -112,13 +126,22 @@ export class AnalysisRecord {
       this.topIds = grow(this.topIds, this.N * K) as Int32Array;
       this.topProbs = grow(this.topProbs, this.N * K) as Float32Array;
     }
-    this.nll.set(nll, e.tokenStart);
-    this.topIds.set(ids, e.tokenStart * K);
-    this.topProbs.set(probs, e.tokenStart * K);
+    if (e.vocabText) Object.assign(this.vocabText, e.vocabText);
+    const [from, to] = this.owned(e.window, e.tokenStart, nll.length);
+    const s = e.tokenStart;
+    this.nll.set(nll.subarray(from - s, to - s), from);
+    this.topIds.set(ids.subarray((from - s) * K, (to - s) * K), from * K);
+    this.topProbs.set(probs.subarray((from - s) * K, (to - s) * K), from * K);
     if (e.leak) {
       this.leak ??= new Float32Array(this.N).fill(NaN);
-      this.leak.set(decodeArray(e.leak), e.tokenStart);
+      this.leak.set(decodeArray(e.leak).subarray(from - s, to - s), from);
     }
+  }
+
+  /** The positions [from, to) a window owns (all of it for events without ownership). */
+  private owned(window: number, start: number, T: number): [number, number] {
+    const w = this.windows[window];
+    return w ? [w.ownFrom, w.ownTo] : [start, start + T];
   }
 
   /** Re-lay the per-token arrays for the tokens seen so far (a window's tokens come before its layers). */
@@ -133,6 +156,7 @@ export class AnalysisRecord {
     this.latentCode = regrid(this.latentCode, L, N * H, 0); // (L, N, H)
     for (const s of this.tokenSignals.values()) s.values = regrid(s.values, (s.perLayer ? L : 1) * s.rows, N, NaN);
     this.nll = grow(this.nll, N, NaN) as Float32Array;
+    this.context = grow(this.context, N) as Int32Array;
     if (this.leak) this.leak = grow(this.leak, N, NaN) as Float32Array;
     if (this.K) {
       this.topIds = grow(this.topIds, N * this.K) as Int32Array;
@@ -143,9 +167,11 @@ export class AnalysisRecord {
   private addLayer(e: AnalyzeLayerEvent): void {
     const { H } = this, N = this.N, l = e.layer, s = e.tokenStart;
     const T = e.headMax.shape[1];
+    const [from, to] = this.owned(e.window, s, T);
+    const t0 = from - s, t1 = to - s;
     const max = decodeArray(e.headMax), arg = decodeArray(e.headArgmax), ent = decodeArray(e.headEntropy), dist = decodeArray(e.headDistance);
     for (let h = 0; h < H; h++) {
-      for (let t = 0; t < T; t++) {
+      for (let t = t0; t < t1; t++) {
         const dst = (l * H + h) * N + s + t, src = h * T + t;
         this.headMax[dst] = max[src];
         this.headArgmax[dst] = s + arg[src];
@@ -154,7 +180,7 @@ export class AnalysisRecord {
       }
     }
     const key = decodeArray(e.latentKey), code = decodeArray(e.latentCode);
-    for (let t = 0; t < T; t++) {
+    for (let t = t0; t < t1; t++) {
       this.latentKey[l * N + s + t] = s + key[t];
       for (let h = 0; h < H; h++) this.latentCode[(l * N + s + t) * H + h] = code[t * H + h];
     }
@@ -166,7 +192,7 @@ export class AnalysisRecord {
       if (ts) {
         for (let r = 0; r < ts.rows; r++) {
           const base = ((ts.perLayer ? l : 0) * ts.rows + r) * N + s;
-          for (let t = 0; t < T; t++) ts.values[base + t] = values[r * T + t];
+          for (let t = t0; t < t1; t++) ts.values[base + t] = values[r * T + t];
         }
       } else if (w) {
         const perLayer = w.headSignals.get(name) ?? [];
@@ -188,8 +214,9 @@ export class AnalysisRecord {
     return -1;
   }
 
+  /** The window that scores position t (where its summaries and attention row come from). */
   windowOf(t: number): number {
-    return this.windows.findIndex((w) => w && t >= w.start && t < w.start + w.length);
+    return this.windows.findIndex((w) => w && t >= w.ownFrom && t < w.ownTo);
   }
 
   /** Attention row of query `t` for (layer, head), over its window's keys (window-relative). */

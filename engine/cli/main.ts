@@ -10,7 +10,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { AnalyzeEvent, BackendChoice, ExplorerData } from '../protocol';
+import type { AnalyzeEvent, BackendChoice, ExplorerData, TokenInfo } from '../protocol';
 import { BadInputError, reportError } from '../errors';
 import { readCheckpoint, type CheckpointRead } from '../io/checkpoint';
 import { analyzeText } from '../analysis/analyze';
@@ -32,7 +32,7 @@ const USAGE = `usage: headlens <command> [options]
   info     [--model P] [--config C] [--json]              family, config, parameter count, backend
   forward  --model P [--config C] --ids IDS.json [--t '[..]'] --out OUT.safetensors
   analyze  [--model P] [--config C] (--text-file F | --text S) [--json OUT.json] [--html OUT.html]
-           [--window N] [--audit N]
+           [--window N] [--stride S] [--audit N]
   train    see 'headlens train --help'
   serve    JSON-lines protocol on stdin/stdout (used by the VS Code extension)
   export   --model P [--config C] --out OUT.safetensors [--fp16]   weights only (e.g. from a training checkpoint)
@@ -228,7 +228,7 @@ function writeOutput(file: string, write: () => void): void {
 }
 
 async function cmdAnalyze(argv: string[]): Promise<number> {
-  const opts = parseArgs(argv, { ...COMMON, text: 'string', 'text-file': 'string', json: 'string', html: 'string', window: 'int', audit: 'int', 'max-rows': 'int' }, 'analyze');
+  const opts = parseArgs(argv, { ...COMMON, text: 'string', 'text-file': 'string', json: 'string', html: 'string', window: 'int', stride: 'int', audit: 'int', 'max-rows': 'int' }, 'analyze');
   if (opts.help) return usage();
   if ((opts.text === undefined) === (opts['text-file'] === undefined)) throw new BadInputError('analyze needs exactly one of --text S or --text-file F');
   let text = opts.text as string | undefined;
@@ -243,7 +243,7 @@ async function cmdAnalyze(argv: string[]): Promise<number> {
   const lm = await setup(opts, await readModel(opts));
   if (lm.info.note) process.stderr.write(`note: ${lm.info.note}\n`);
   const events: AnalyzeEvent[] = [];
-  const gen = analyzeText(lm, { text: text!, window: opts.window as number | undefined, auditPositions: opts.audit as number | undefined });
+  const gen = analyzeText(lm, { text: text!, window: opts.window as number | undefined, stride: opts.stride as number | undefined, auditPositions: opts.audit as number | undefined });
   let result;
   for (;;) {
     const step = await gen.next();
@@ -255,7 +255,8 @@ async function cmdAnalyze(argv: string[]): Promise<number> {
     if (step.value.kind === 'layer') process.stderr.write(`\ranalysed window ${step.value.window + 1}, layer ${step.value.layer + 1}/${lm.info.layers}   `);
   }
   process.stderr.write('\n');
-  const tokens = events.flatMap((e) => (e.kind === 'tokens' ? e.tokens : []));
+  const tokens: TokenInfo[] = [];
+  for (const e of events) if (e.kind === 'tokens') for (const t of e.tokens) tokens[t.index] = t; // sliding windows overlap
   const data: ExplorerData = { documentUri: file ? path.resolve(file) : '(text)', model: lm.info, tokens, result, events };
   process.stdout.write(formatTokenTable(data, (opts['max-rows'] as number | undefined) ?? 400) + '\n');
   if (opts.json) writeOutput(opts.json as string, () => atomicWrite(opts.json as string, JSON.stringify(data)));

@@ -25,9 +25,11 @@ export function formatTokenTable(data: ExplorerData, maxRows = 400): string {
   const rows: Row[] = tokens.map(() => ({ nll: NaN, top: '', strong: '', lora: '' }));
   const best = tokens.map(() => ({ attn: -1, lora: -Infinity }));
   const signal = (data.model.signals ?? []).find((s) => s.scope === 'head×token' || s.scope === 'kvhead×token');
+  const own = new Map<number, [number, number]>(); // window → the positions it scores
   for (const ev of events) {
-    if (ev.kind === 'layer') fillLayer(ev, rows, best, tokens.map((t) => t.text), signal?.name);
-    if (ev.kind === 'output') fillOutput(ev, rows, result.vocabText);
+    if (ev.kind === 'tokens') own.set(ev.window, [ev.ownFrom ?? ev.tokenStart, ev.ownTo ?? ev.tokenStart + ev.tokens.length]);
+    if (ev.kind === 'layer') fillLayer(ev, rows, best, tokens.map((t) => t.text), own.get(ev.window)!, signal?.name);
+    if (ev.kind === 'output') fillOutput(ev, rows, result.vocabText, own.get(ev.window)!);
   }
   const adaptive = !!signal;
   const header = `${'#'.padStart(5)}  ${'token'.padEnd(16)} ${'NLL'.padStart(7)}  ${'top prediction'.padEnd(16)} ${'strongest head'.padEnd(30)}${signal ? ` ${signal.label} (head)` : ''}`;
@@ -44,13 +46,13 @@ export function formatTokenTable(data: ExplorerData, maxRows = 400): string {
   return lines.join('\n');
 }
 
-function fillLayer(ev: AnalyzeLayerEvent, rows: Row[], best: { attn: number; lora: number }[], texts: string[], signal?: string): void {
+function fillLayer(ev: AnalyzeLayerEvent, rows: Row[], best: { attn: number; lora: number }[], texts: string[], [from, to]: [number, number], signal?: string): void {
   const [H, T] = ev.headMax.shape;
   const max = decodeArray(ev.headMax), arg = decodeArray(ev.headArgmax);
   const enc = signal ? ev.signals?.[signal] : undefined;
   const lora = enc && enc.shape[0] === H ? decodeArray(enc) : null;
   for (let h = 0; h < H; h++) {
-    for (let t = 0; t < T; t++) {
+    for (let t = from - ev.tokenStart; t < Math.min(T, to - ev.tokenStart); t++) {
       const i = ev.tokenStart + t;
       if (max[h * T + t] > best[i].attn) {
         best[i].attn = max[h * T + t];
@@ -65,10 +67,10 @@ function fillLayer(ev: AnalyzeLayerEvent, rows: Row[], best: { attn: number; lor
   }
 }
 
-function fillOutput(ev: AnalyzeOutputEvent, rows: Row[], vocabText: Record<number, string>): void {
+function fillOutput(ev: AnalyzeOutputEvent, rows: Row[], vocabText: Record<number, string>, [from, to]: [number, number]): void {
   const nll = decodeArray(ev.nll), ids = decodeArray(ev.topIds), probs = decodeArray(ev.topProbs);
   const [T, K] = ev.topIds.shape;
-  for (let t = 0; t < T; t++) {
+  for (let t = from - ev.tokenStart; t < Math.min(T, to - ev.tokenStart); t++) {
     const row = rows[ev.tokenStart + t];
     row.nll = nll[t];
     row.top = `${vocabText[ids[t * K]] ?? ids[t * K]} ${(probs[t * K] * 100).toFixed(0)}%`;

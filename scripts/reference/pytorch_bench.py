@@ -7,7 +7,8 @@ full sizes, median of N runs after 2 warm-ups, for 1 and 2 intra-op threads:
 The checkouts are read from AGPT_DIR / NANOGPT_DIR (default .bench-out/a-gpt, .bench-out/nanoGPT);
 a model whose checkout is missing is skipped. Prints one JSON object:
   {"torch": version, "rows": {name: {"1": ms, "2": ms}}}.
-Run with Debian's /usr/bin/python3 (python3-torch). Torch < 2.0 has no scaled_dot_product_attention, which
+Run with Debian's /usr/bin/python3 (python3-torch) and an optimised BLAS (libopenblas0-pthread): Debian's
+torch calls whatever libblas.so.3 points to, and the reference BLAS is ~35x slower. Torch < 2.0 has no scaled_dot_product_attention, which
 a-gpt calls: it is defined here with the same maths (unfused), as nanoGPT's own fallback path does.
 """
 import json, os, statistics, sys, time
@@ -79,16 +80,38 @@ def gpt2_model():
     return {"gpt2": (Full(m), ids)}
 
 
-def main():
+def blas_library():
+    """The BLAS actually loaded (Debian's torch calls whatever libblas.so.3 points to)."""
+    torch.ones(64, 64) @ torch.ones(64, 64)
+    with open("/proc/self/maps") as f:
+        libs = {line.split()[-1] for line in f if "blas" in line.lower()}
+    return ", ".join(sorted(os.path.basename(l) for l in libs)) or "unknown"
+
+
+def run(threads):
+    """One thread count in this process: torch's and the BLAS's pools both sized to it."""
+    torch.set_num_threads(threads)
     rows = {}
-    models = {**agpt_models(), **gpt2_model()}
-    for name, (model, ids) in models.items():
+    for name, (model, ids) in {**agpt_models(), **gpt2_model()}.items():
         model.eval()
-        rows[name] = {}
-        for threads in (1, 2):
-            torch.set_num_threads(threads)
-            rows[name][str(threads)] = round(median_ms(model, ids, RUNS), 1)
-    print(json.dumps({"torch": torch.__version__, "rows": rows}))
+        rows[name] = round(median_ms(model, ids, RUNS), 1)
+    return rows
+
+
+def main():
+    if os.environ.get("BENCH_THREADS"):
+        print(json.dumps({"rows": run(int(os.environ["BENCH_THREADS"])), "blas": blas_library()}))
+        return
+    import subprocess
+    rows, blas = {}, ""
+    for threads in (1, 2):
+        env = {**os.environ, "BENCH_THREADS": str(threads), "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads)}
+        out = subprocess.run([sys.executable, os.path.abspath(__file__)], env=env, capture_output=True, text=True, check=True).stdout
+        part = json.loads(out.strip().splitlines()[-1])
+        blas = part["blas"]
+        for name, ms in part["rows"].items():
+            rows.setdefault(name, {})[str(threads)] = ms
+    print(json.dumps({"torch": torch.__version__, "blas": blas, "rows": rows}))
 
 
 if __name__ == "__main__":

@@ -47,7 +47,9 @@ suite('Analyze Attention', () => {
       assert.ok(row, `no head-code row for layer ${l}`);
       const cells = row.split(' | ').slice(1);
       assert.equal(cells.length, H, `layer ${l}: ${cells.length} cells for ${H} heads`);
-      for (const c of cells) assert.match(c.replace(/ \|$/, ''), /^[\d.e+-]+(\s\/\s[\d.e+—-]+){1,2}$/, `cell '${c}'`);
+      // attention max, then each per-head signal of the model (loraRel, loraTok for the starter), then entropy
+      const values = 2 + a.record.headTokenSignals().length;
+      for (const c of cells) assert.match(c.replace(/ \|$/, ''), new RegExp(`^[\\d.e+-]+(\\s\\/\\s[\\d.e+—-]+){${values - 1}}$`), `cell '${c}'`);
     }
     assert.match(md, /Latent code/);
     assert.match(md, /top 5: /);
@@ -104,7 +106,7 @@ suite('Analyze Attention', () => {
     try {
       await editor.edit((b) => b.insert(new vscode.Position(doc.lineCount - 1, 0), '# edited\n'));
       assert.equal(api.store.get(doc.uri.toString()), undefined, 'the stale analysis is still there');
-      const after = await until(() => api.store.get(doc.uri.toString()), 'the re-analysis');
+      const after = await until(() => api.store.get(doc.uri.toString())?.complete && api.store.get(doc.uri.toString()), 'the re-analysis');
       assert.equal(after.version, doc.version);
       assert.equal(after.scope, 'document', 'a whole-document analysis is redone as one');
       assert.ok(after.record.N > before.record.N, 'the new analysis does not have the added tokens');

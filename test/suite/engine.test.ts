@@ -19,7 +19,9 @@ suite('engine process', () => {
   test('the handshake reports the backend and the protocol version; the starter model loads', async () => {
     await api.engine.ensure();
     assert.ok(api.engine.init, 'no initialize result');
-    assert.equal(api.engine.init.backend.name, 'wasm', 'the test workspace asks for the wasm backend');
+    // the test workspace asks for auto: onnxruntime from the checkout's node_modules
+    assert.equal(api.engine.init.backend.name, 'onnx-cpu');
+    assert.ok(api.engine.init.backend.skipped.some((s) => s.name === 'onnx-cuda'), 'auto says why it skipped CUDA');
     const model = await api.engine.ensureModel();
     assert.equal(model.family, 'adaptive');
     assert.ok(model.config.n_layer >= 1 && model.config.n_head >= 1);
