@@ -15,6 +15,7 @@ import { FAMILIES } from '../protocol';
 import { BadInputError } from '../errors';
 import type { HostTensor } from './tensor';
 import { readSafetensors } from './safetensors';
+import { readPtzArtifact } from './ptz';
 import { loadTorchCheckpoint, type TorchCheckpoint } from './torch';
 import { readHfFolder } from './hf';
 import type { ConfigSources } from '../models/config';
@@ -126,7 +127,11 @@ export function readRaw(file: string): RawCheckpoint {
     const ck = loadTorchCheckpoint(file);
     return { path: file, name, format: 'torch', tensors: stripPrefixes(ck.stateDict), fileConfig: torchFileConfig(ck), sidecar: sidecarConfig(file), extra: torchExtra(ck) };
   }
-  throw new BadInputError(`${file}: unknown checkpoint type '${ext || '(none)'}': use .safetensors, .pt, .pth or .bin`);
+  if (ext === '.ptz') {
+    // parameter-golf's quantized artifact: dequantized, rebanked float weights; it holds no config
+    return { path: file, name, format: 'ptz', tensors: readPtzArtifact(file).stateDict, fileConfig: {}, sidecar: sidecarConfig(file), extra: {} };
+  }
+  throw new BadInputError(`${file}: unknown checkpoint type '${ext || '(none)'}': use .safetensors, .pt, .pth, .bin or .ptz`);
 }
 
 /** A torch dict's `config`; nanoGPT's `model_args` (what the model was built with) over its training config. */
@@ -187,7 +192,7 @@ function metadataConfig(meta: Record<string, string>): RawConfig {
 
 /** `<name>.json` or `config.json` beside the weights. */
 function sidecarConfig(file: string): RawConfig {
-  const candidates = [file.replace(/\.(safetensors|pt|pth|bin)$/i, '.json'), path.join(path.dirname(file), 'config.json')];
+  const candidates = [file.replace(/\.(safetensors|pt|pth|bin|ptz)$/i, '.json'), path.join(path.dirname(file), 'config.json')];
   const found = candidates.find((p) => p !== file && fs.existsSync(p));
   return found ? readJsonConfig(found) : {};
 }

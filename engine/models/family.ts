@@ -15,6 +15,27 @@ export interface ParamSpec {
   shape: number[];
   /** An nn.Linear weight [out, in]: every runtime stores it transposed, [in, out]. */
   linear?: boolean;
+  /**
+   * A bank of nn.Linear weights [N, out, in] (parameter-golf's `qo_bank`, …): every runtime
+   * stores each matrix transposed, [N, in, out], so a sliced row is a ready [in, out] operand.
+   */
+  linearBank?: boolean;
+}
+
+/**
+ * The axis permutation from a parameter's PyTorch layout to its stored one (its own inverse),
+ * or null when both are the same.
+ */
+export function storedPermutation(spec: ParamSpec): number[] | null {
+  if (spec.linear) return [1, 0];
+  if (spec.linearBank) return [0, 2, 1];
+  return null;
+}
+
+/** The stored shape of a parameter (its PyTorch shape, permuted). */
+export function storedShape(spec: ParamSpec): number[] {
+  const perm = storedPermutation(spec);
+  return perm ? perm.map((a) => spec.shape[a]) : spec.shape;
 }
 
 /**
@@ -46,6 +67,13 @@ export interface LayerOut<T> {
   signals: Record<string, T>;
   /** Further reference tensors under their fixture names (`headlens forward`). */
   extras?: Record<string, T>;
+  /**
+   * Fields that are the analysis's own view rather than a reference tensor, so `headlens forward`
+   * does not write them as `hidden.{l}` / `attn.{l}` (paramgolf's two-lane layers: `hidden` is
+   * the mean of the lanes, which the reference reports only as `lane0.{l}` and `lane1.{l}`).
+   * Absent: both are written.
+   */
+  notForwarded?: readonly ('hidden' | 'attn')[];
 }
 
 /** A forward pass, one virtual layer at a time (so analysis can stream layer by layer). */

@@ -62,7 +62,7 @@ export const SIGNALS = {
     scope: 'layer×token',
     label: 'U-Net skip gate',
     range: [0, 1],
-    description: 'mean over channels of σ(skip_gates): how much of the running stream is kept against the skip',
+    description: '‖σ(g)⊙x_t‖ / (‖σ(g)⊙x_t‖ + ‖(1−σ(g))⊙w⊙s_t‖): the running stream’s share against the U-Net skip in the mix at token t',
     mechanism: 'parameter-golf U-Net skips',
     perLayer: true,
   },

@@ -11,7 +11,7 @@ import type { DeviceInfo, ModelConfig } from '../../protocol';
 import type { HostTensor } from '../../io/tensor';
 import { DeviceError, throwIfCancelled, type CancelToken } from '../../errors';
 import type { FamilyDef, ParamSpec } from '../../models/family';
-import { applyHead } from '../../models/family';
+import { applyHead, storedPermutation, storedShape } from '../../models/family';
 import { distanceMatrix } from '../../models/layers';
 import { layerSummaries, predictions } from '../../analysis/summaries';
 import type { InferenceRuntime, WindowLayer, WindowOutput, WindowRequest } from '../runner';
@@ -22,7 +22,7 @@ import { createSession, ortTensor, type OrtChoice, type OrtSession, type OrtTens
 
 const PRODUCER = 'headlens';
 
-/** Stored-layout weights from PyTorch-layout host tensors (nn.Linear weights transposed). */
+/** Stored-layout weights from PyTorch-layout host tensors (nn.Linear weights and banks of them transposed). */
 export function storedWeights(specs: ParamSpec[], weights: Map<string, HostTensor>): (name: string) => GraphWeight {
   const bySpec = new Map(specs.map((s) => [s.name, s]));
   return (name) => {
@@ -30,11 +30,15 @@ export function storedWeights(specs: ParamSpec[], weights: Map<string, HostTenso
     const w = weights.get(name);
     if (!spec || !w) throw new Error(`the graph asks for '${name}', which the model does not have`);
     const values = w.values instanceof Float32Array ? w.values : Float32Array.from(w.values);
-    if (!spec.linear) return { shape: spec.shape, values };
-    const [out, inp] = spec.shape;
+    if (!storedPermutation(spec)) return { shape: spec.shape, values };
+    // a plain Linear weight is a bank of one matrix
+    const [banks, out, inp] = spec.linear ? [1, ...spec.shape] : spec.shape;
     const t = new Float32Array(values.length);
-    for (let o = 0; o < out; o++) for (let i = 0; i < inp; i++) t[i * out + o] = values[o * inp + i];
-    return { shape: [inp, out], values: t };
+    for (let b = 0; b < banks; b++) {
+      const src = values.subarray(b * out * inp, (b + 1) * out * inp), dst = t.subarray(b * out * inp, (b + 1) * out * inp);
+      for (let o = 0; o < out; o++) for (let i = 0; i < inp; i++) dst[i * out + o] = src[o * inp + i];
+    }
+    return { shape: storedShape(spec), values: t };
   };
 }
 
@@ -91,7 +95,9 @@ function buildForwardGraph(def: FamilyDef, c: ModelConfig, weights: (name: strin
   const outputs: GraphOutput[] = [];
   for (let l = 0; l < prog.layers; l++) {
     const out = prog.step(l);
-    outputs.push({ sym: out.hidden, name: `hidden.${l}` }, { sym: out.attn, name: `attn.${l}` });
+    const skip = new Set(out.notForwarded ?? []);
+    if (!skip.has('hidden')) outputs.push({ sym: out.hidden, name: `hidden.${l}` });
+    if (!skip.has('attn')) outputs.push({ sym: out.attn, name: `attn.${l}` });
     for (const [k, v] of Object.entries(out.extras ?? {})) outputs.push({ sym: v, name: k });
   }
   outputs.push({ sym: applyHead(g, def.head(c), prog.final()), name: 'logits' });

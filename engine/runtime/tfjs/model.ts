@@ -1,6 +1,7 @@
 /**
  * A model on TensorFlow.js: the family's parameters as variables (PyTorch names; nn.Linear weights
- * held transposed, [in, out], so every product is an untransposed 2-D matMul), the family's program
+ * held transposed, [in, out], and banks of them per matrix, [N, in, out], so every product is an
+ * untransposed 2-D matMul), the family's program
  * run through TfOps, the chunked loss for training, and conversion to and from PyTorch-layout
  * state dicts.
  */
@@ -9,7 +10,7 @@ import type { ModelConfig } from '../../protocol';
 import type { HostTensor } from '../../io/tensor';
 import { BadInputError } from '../../errors';
 import type { FamilyDef, ForwardInputs, HeadSpec, LayerOut, ParamSpec, Program } from '../../models/family';
-import { applyHead } from '../../models/family';
+import { applyHead, storedPermutation } from '../../models/family';
 import { checkShapes, familyDef } from '../../models/registry';
 import { TfOps } from './ops';
 import { chunkedHeadLoss, chunkedHeadLossNoGrad } from './kernels';
@@ -40,7 +41,8 @@ export class TfModel {
       if (w.dtype !== 'float32') throw new BadInputError(`${source}: tensor '${spec.name}' is ${w.dtype}, expected a float tensor`);
       const t = tf.tidy(() => {
         const raw = tf.tensor(w.values, spec.shape, 'float32');
-        return spec.linear ? tf.transpose(raw) : raw;
+        const perm = storedPermutation(spec);
+        return perm ? tf.transpose(raw, perm) : raw;
       });
       this.params.set(spec.name, tf.variable(t, true)); // unnamed: tfjs variable names are process-global
       t.dispose();
@@ -142,12 +144,13 @@ export class TfModel {
     });
   }
 
-  /** Weights in PyTorch layout (Linear weights transposed back), in parameters() order. */
+  /** Weights in PyTorch layout (Linear weights and banks transposed back), in parameters() order. */
   async toStateDict(): Promise<Map<string, HostTensor>> {
     const out = new Map<string, HostTensor>();
     for (const spec of this.specs) {
       const v = this.p(spec.name);
-      const t = spec.linear ? tf.transpose(v) : v;
+      const perm = storedPermutation(spec);
+      const t = perm ? tf.transpose(v, perm) : v;
       const values = (await t.data()) as Float32Array;
       if (t !== v) t.dispose();
       out.set(spec.name, { shape: spec.shape, dtype: 'float32', values: new Float32Array(values) });

@@ -127,8 +127,9 @@ export class TfRunner implements InferenceRuntime {
     try {
       await put('logits', logits);
       for (const [l, L] of layers.entries()) {
-        await put(`hidden.${l}`, L.hidden);
-        await put(`attn.${l}`, L.attn);
+        const skip = new Set(L.notForwarded ?? []);
+        if (!skip.has('hidden')) await put(`hidden.${l}`, L.hidden);
+        if (!skip.has('attn')) await put(`attn.${l}`, L.attn);
         for (const [name, x] of Object.entries(L.extras ?? {})) await put(name, x);
       }
     } finally {
