@@ -10,12 +10,12 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { AnalyzeEvent, BackendChoice, ExplorerData, TokenInfo } from '../protocol';
+import type { AnalyzeEvent, ExplorerData, TokenInfo } from '../protocol';
 import { BadInputError, reportError } from '../errors';
-import { readCheckpoint, type CheckpointRead } from '../io/checkpoint';
 import { analyzeText } from '../analysis/analyze';
-import { modelInfo, tokenizerFor, type LoadedModel } from '../runtime/loaded';
-import { createRunner, initRuntime } from '../runtime/select';
+import { modelInfo, tokenizerFor } from '../runtime/loaded';
+import { backendOf, readModel, setupModel } from './load';
+import { initRuntime } from '../runtime/select';
 import { familyDef } from '../models/registry';
 import { EngineServer } from '../server/server';
 import { EngineService } from '../server/service';
@@ -25,6 +25,7 @@ import { parseArgs, type ArgSpec } from './args';
 import { formatTokenTable } from './table';
 import { runBench } from './bench';
 import { runInstallGpu, runInstallNative } from '../runtime/install';
+import { runCompare, runEval } from './eval';
 import { runTrainCommand } from '../train/cli';
 import { runTrainBench } from '../train/bench';
 
@@ -33,6 +34,10 @@ const USAGE = `usage: headlens <command> [options]
   forward  --model P [--config C] --ids IDS.json [--t '[..]'] --out OUT.safetensors
   analyze  [--model P] [--config C] (--text-file F | --text S) [--json OUT.json] [--html OUT.html]
            [--window N] [--stride S] [--audit N]
+  eval ppl --model P (--text-file F | --data PATH…) [--context N] [--stride S] [--json OUT]
+                                             perplexity and bits per byte with Hugging Face's sliding window
+  eval mc  --model P --data FILE.jsonl [--limit N] [--json OUT]   multiple choice (HellaSwag scoring)
+  compare  --model A --model-b B (--text-file F | --text S) [--json OUT]   ΔNLL per token and by token class
   train    see 'headlens train --help'
   serve    JSON-lines protocol on stdin/stdout (used by the VS Code extension)
   export   --model P [--config C] --out OUT.safetensors [--fp16]   weights only (e.g. from a training checkpoint)
@@ -74,6 +79,10 @@ export async function main(argv: string[]): Promise<number> {
         return await runInstallGpu(rest);
       case 'install-native':
         return await runInstallNative(rest);
+      case 'eval':
+        return await runEval(rest);
+      case 'compare':
+        return await runCompare(rest);
       case undefined:
       case '--help':
       case '-h':
@@ -88,25 +97,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-/** --backend, else $HEADLENS_BACKEND, else auto. */
-function backendOf(opts: Record<string, unknown>): BackendChoice {
-  return ((opts.backend as string | undefined) ?? process.env.HEADLENS_BACKEND ?? 'auto') as BackendChoice;
-}
-
-/** The checkpoint: read and validated before any backend is probed. */
-function readModel(opts: Record<string, unknown>): Promise<CheckpointRead> {
-  return readCheckpoint({ path: opts.model as string | undefined, config: opts.config as string | undefined });
-}
-
-/** The runtime and the model's runner, once every input has been checked. */
-async function setup(opts: Record<string, unknown>, ck: CheckpointRead): Promise<LoadedModel> {
-  const state = await initRuntime(backendOf(opts), (opts.threads as number | undefined) ?? 0);
-  const { tokenizer, note } = tokenizerFor((opts.model as string | undefined) ?? null, opts.tokenizer as string | undefined);
-  const runner = await createRunner(familyDef(ck.config.family), ck.config, ck.weights, state);
-  const info = modelInfo(ck, tokenizer.info);
-  if (note) info.note = info.note ? `${info.note}; ${note}` : note;
-  return { info, config: ck.config, weights: ck.weights, tokenizer, runner, dispose: () => runner.dispose() };
-}
+const setup = setupModel;
 
 async function cmdInfo(argv: string[]): Promise<number> {
   const opts = parseArgs(argv, { ...COMMON, json: 'boolean' }, 'info');

@@ -14,6 +14,7 @@ import type { HostTensor } from '../io/tensor';
 import { readSafetensors, writeSafetensors, atomicWriteFile } from '../io/safetensors';
 import { loadTorchCheckpoint } from '../io/torch';
 import type { TfModel as Model } from '../runtime/tfjs/model';
+import { storedPermutation } from '../models/family';
 import type { AdamW } from './adamw';
 
 export const OPTIM_PREFIX = 'optim.';
@@ -35,10 +36,11 @@ export interface TrainState {
 export async function saveCheckpoint(file: string, model: Model, adam: AdamW | null, state: TrainState, opts: { dtype?: 'F32' | 'F16' } = {}): Promise<void> {
   const tensors = await model.toStateDict();
   if (adam) {
-    for (const { name, shape, linear } of model.specs) {
+    for (const spec of model.specs) {
+      const { name, shape } = spec, perm = storedPermutation(spec);
       for (const [kind, store] of [['exp_avg', adam.m], ['exp_avg_sq', adam.v]] as const) {
         const t = store.get(name)!;
-        const pt = linear ? tf.transpose(t) : t;
+        const pt = perm ? tf.transpose(t, perm) : t;
         tensors.set(`${OPTIM_PREFIX}${kind}.${name}`, { shape, dtype: 'float32', values: new Float32Array((await pt.data()) as Float32Array) });
         if (pt !== t) pt.dispose();
       }
@@ -137,7 +139,8 @@ export function agptOptions(cfg: Record<string, unknown>, group?: Record<string,
 
 /** Load saved moments into the optimizer (PyTorch layout → ours). */
 export function restoreOptimizer(adam: AdamW, model: Model, saved: NonNullable<ResumePoint['optimizer']>): void {
-  for (const { name, shape, linear } of model.specs) {
+  for (const spec of model.specs) {
+    const { name, shape } = spec, perm = storedPermutation(spec);
     const m = saved.m.get(name), v = saved.v.get(name);
     if (!m || !v) throw new BadInputError(`the checkpoint's optimizer state has no moments for '${name}'`);
     if (m.values.length !== v.values.length || m.values.length !== shape.reduce((a, b) => a * b, 1)) {
@@ -146,7 +149,7 @@ export function restoreOptimizer(adam: AdamW, model: Model, saved: NonNullable<R
     for (const [src, dst] of [[m, adam.m.get(name)!], [v, adam.v.get(name)!]] as const) {
       tf.tidy(() => {
         const t = tf.tensor(src.values, shape, 'float32');
-        dst.assign(linear ? tf.transpose(t) : t);
+        dst.assign(perm ? tf.transpose(t, perm) : t);
       });
     }
   }

@@ -1,0 +1,123 @@
+/**
+ * `headlens eval mc`: multiple choice as HellaSwag is scored (research/methods.md §4.3): each
+ * ending on its own tokens only, after the context — tokens of `ctx`, then tokens of " " + ending,
+ * each tokenized on its own. Three scorings, all reported: `sum` of the ending's log-probs (acc),
+ * `per_token` their mean (build-nanogpt's acc_norm: the lowest ending perplexity), `per_byte` the
+ * sum over the UTF-8 bytes of " " + ending (the harness's acc_norm divides by characters; bytes
+ * are the tokenizer-independent unit). A context longer than the model can take is cut from the
+ * left, and the result says how many were.
+ */
+import * as fs from 'node:fs';
+import { BadInputError, throwIfCancelled, type CancelToken } from '../errors';
+import type { LoadedModel } from '../runtime/loaded';
+
+export interface McItem {
+  ctx: string;
+  endings: string[];
+  label: number;
+}
+
+export interface McItemResult {
+  index: number;
+  label: number;
+  sum: number[];
+  per_token: number[];
+  per_byte: number[];
+  /** Per ending, the log-prob of each of its tokens. */
+  logprobs: number[][];
+  /** Per ending, the text of each of its tokens. */
+  tokens: string[][];
+  /** Context tokens dropped from the left to fit the model. */
+  truncated: number;
+}
+
+export interface McResult {
+  items: McItemResult[];
+  acc_sum: number;
+  acc_per_token: number;
+  acc_per_byte: number;
+  /** Items whose context was cut from the left. */
+  truncated_items: number;
+  context: number;
+}
+
+/** HellaSwag's jsonl: `ctx`, `endings`, `label` (int or numeric string); extra fields ignored. */
+export function readMcFile(file: string, limit?: number): McItem[] {
+  if (!fs.existsSync(file)) throw new BadInputError(`no such file: ${file}`);
+  const lines = fs.readFileSync(file, 'utf8').split(/\r?\n/);
+  const items: McItem[] = [];
+  for (const [i, line] of lines.entries()) {
+    if (!line.trim()) continue;
+    if (limit !== undefined && items.length >= limit) break;
+    const where = `${file}:${i + 1}`;
+    let o: Record<string, unknown>;
+    try {
+      o = JSON.parse(line);
+    } catch {
+      throw new BadInputError(`${where}: not valid JSON (one HellaSwag item per line: {"ctx", "endings", "label"})`);
+    }
+    if (typeof o.ctx !== 'string') throw new BadInputError(`${where}: no "ctx" string`);
+    if (!Array.isArray(o.endings) || o.endings.length < 2 || !o.endings.every((e) => typeof e === 'string')) throw new BadInputError(`${where}: no "endings" (a list of at least 2 strings)`);
+    const label = typeof o.label === 'string' && /^\d+$/.test(o.label) ? +o.label : o.label;
+    if (!Number.isInteger(label) || (label as number) < 0 || (label as number) >= o.endings.length) {
+      throw new BadInputError(`${where}: "label" ${JSON.stringify(o.label)} is not an index into its ${o.endings.length} endings`);
+    }
+    items.push({ ctx: o.ctx, endings: o.endings as string[], label: label as number });
+  }
+  if (!items.length) throw new BadInputError(`${file}: no items (an empty file?)`);
+  return items;
+}
+
+const utf8 = new TextEncoder();
+
+function argmax(xs: number[]): number {
+  let best = 0;
+  for (let i = 1; i < xs.length; i++) if (xs[i] > xs[best]) best = i;
+  return best;
+}
+
+/** Log-probs of `ending` after `ctx` (ids), the context cut from the left to fit `context` tokens. */
+async function endingLogprobs(lm: LoadedModel, ctx: number[], ending: number[], context: number, token?: CancelToken): Promise<{ logprobs: number[]; cut: number }> {
+  if (ending.length >= context) throw new BadInputError(`an ending of ${ending.length} tokens does not fit the model's context of ${context} tokens`);
+  const cut = Math.max(0, ctx.length + ending.length - context);
+  const ids = Int32Array.from([...ctx.slice(cut), ...ending]);
+  if (ids.length < 2) throw new BadInputError('an item with an empty context and a one-token ending cannot be scored (nothing precedes the ending)');
+  const targets = Int32Array.from({ length: ids.length }, (_, p) => (p + 1 < ids.length ? ids[p + 1] : -1));
+  const gen = lm.runner.analyzeWindow({ ids, targets, topK: 1, attention: () => false, audit: [] }, token);
+  let step = await gen.next();
+  while (!step.done) step = await gen.next();
+  const first = ids.length - ending.length; // index of the ending's first token
+  // an ending right at the start (empty context): its first token has no context and is skipped
+  const logprobs = [];
+  for (let i = Math.max(first, 1); i < ids.length; i++) logprobs.push(-step.value.nll[i - 1]);
+  return { logprobs, cut };
+}
+
+export async function evalMc(lm: LoadedModel, items: McItem[], token?: CancelToken, progress?: (done: number, total: number) => void): Promise<McResult> {
+  if (!lm.info.causal) throw new BadInputError(`multiple choice needs a causal model; ${lm.info.family} is a denoiser`);
+  const context = lm.config.block_size;
+  const out: McItemResult[] = [];
+  let truncatedItems = 0;
+  for (const [index, item] of items.entries()) {
+    throwIfCancelled(token);
+    const ctx = lm.tokenizer.encode(item.ctx);
+    const r: McItemResult = { index, label: item.label, sum: [], per_token: [], per_byte: [], logprobs: [], tokens: [], truncated: 0 };
+    for (const ending of item.endings) {
+      const text = ' ' + ending;
+      const ids = lm.tokenizer.encode(text);
+      const { logprobs, cut } = await endingLogprobs(lm, ctx, ids, context, token);
+      const sum = logprobs.reduce((a, b) => a + b, 0);
+      r.sum.push(sum);
+      r.per_token.push(logprobs.length ? sum / logprobs.length : -Infinity);
+      r.per_byte.push(sum / Math.max(1, utf8.encode(text).length));
+      r.logprobs.push(logprobs);
+      r.tokens.push(ids.slice(ids.length - logprobs.length).map((id) => lm.tokenizer.tokenText(id)));
+      r.truncated = Math.max(r.truncated, cut);
+    }
+    if (r.truncated) truncatedItems++;
+    out.push(r);
+    progress?.(index + 1, items.length);
+  }
+  const acc = (k: 'sum' | 'per_token' | 'per_byte') => out.filter((r) => argmax(r[k]) === r.label).length / out.length;
+  return { items: out, acc_sum: acc('sum'), acc_per_token: acc('per_token'), acc_per_byte: acc('per_byte'), truncated_items: truncatedItems, context };
+}
