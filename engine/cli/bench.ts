@@ -82,6 +82,8 @@ export const BENCH_CONFIGS: Record<string, { family: Family; config: Partial<Mod
   gpt2: { family: 'gpt2', config: { n_layer: 12, n_head: 12, n_embd: 768, vocab_size: 50257, block_size: 1024 }, tokens: 1024 },
   // parameter-golf #1784 with the record's defaults: 11 blocks looped to 17 virtual layers, width 512, vocab 8192
   paramgolf: { family: 'paramgolf', config: {}, tokens: 2048 },
+  // karpathy/autoresearch's default run (train.py:433-479): depth 8, width 512, 4 heads of 128, SSSL windows over 2048
+  autoresearch: { family: 'autoresearch', config: { n_layer: 8, n_embd: 512, n_head: 4, n_kv_head: 4, vocab_size: 8192, sequence_len: 2048, block_size: 2048, window_pattern: 'SSSL' }, tokens: 2048 },
 };
 
 /** GPT-2 ids folded into a smaller vocabulary (paramgolf's 8192): the timing does not depend on which ids run. */
