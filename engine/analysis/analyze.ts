@@ -10,6 +10,7 @@ import { BadInputError, type CancelToken, throwIfCancelled } from '../errors';
 import type { LoadedModel } from '../runtime/loaded';
 import type { WindowLayer, WindowOutput, WindowRequest } from '../runtime/runner';
 import { slidingWindows } from './windows';
+import { RoleAccumulator, attentionOf, layerRoleScores } from './roles';
 
 /** Default number of prefix positions audited per window (each costs one extra forward). */
 export const DEFAULT_AUDIT_POSITIONS = 4;
@@ -48,6 +49,7 @@ export async function* analyzeText(lm: LoadedModel, params: AnalyzeOptions, toke
   const audit = info.futureLeak ? params.auditPositions ?? (params.causalityAudit === false ? 0 : DEFAULT_AUDIT_POSITIONS) : 0;
   const vocabText: Record<number, string> = {};
   let nllSum = 0, nllCount = 0, maxLeak: number | null = null;
+  const roles = new RoleAccumulator(info.layers, info.heads);
   for (let w = 0; w < windows.length; w++) {
     throwIfCancelled(token);
     const { begin: s, end: e, ownFrom, ownTo } = windows[w];
@@ -69,6 +71,8 @@ export async function* analyzeText(lm: LoadedModel, params: AnalyzeOptions, toke
           yield out;
           break;
         }
+        const attn = attentionOf(step.value);
+        if (attn && winTokens.length > 1) roles.add(step.value.layer, layerRoleScores(attn, req.ids, info.heads));
         yield layerEvent(step.value, w, s, winTokens.length, info.heads);
         await new Promise((r) => setImmediate(r)); // let the transport flush and `$/cancel` arrive
       }
@@ -86,6 +90,7 @@ export async function* analyzeText(lm: LoadedModel, params: AnalyzeOptions, toke
     elapsedMs: Date.now() - started,
     backend: lm.runner.name as AnalyzeResult['backend'],
     vocabText,
+    ...(roles.result() ? { headRoles: roles.result()! } : {}),
   };
 }
 

@@ -26,11 +26,14 @@ import { formatTokenTable } from './table';
 import { runBench } from './bench';
 import { runInstallGpu, runInstallNative } from '../runtime/install';
 import { runCompare, runEval } from './eval';
+import { readIds } from './ids';
+import { headRolesReport, runAblate, runSweep } from './interventions';
+export { readIds };
 import { runTrainCommand } from '../train/cli';
 import { runTrainBench } from '../train/bench';
 
 const USAGE = `usage: headlens <command> [options]
-  info     [--model P] [--config C] [--json]              family, config, parameter count, backend
+  info     [--model P] [--config C] [--json] [--heads]    family, config, parameter count, backend; --heads: head roles
   forward  --model P [--config C] --ids IDS.json [--t '[..]'] --out OUT.safetensors
   analyze  [--model P] [--config C] (--text-file F | --text S) [--json OUT.json] [--html OUT.html]
            [--window N] [--stride S] [--audit N]
@@ -38,6 +41,9 @@ const USAGE = `usage: headlens <command> [options]
                                              perplexity and bits per byte with Hugging Face's sliding window
   eval mc  --model P --data FILE.jsonl [--limit N] [--json OUT]   multiple choice (HellaSwag scoring)
   compare  --model A --model-b B (--text-file F | --text S) [--json OUT]   ΔNLL per token and by token class
+  ablate   --model P (--text-file F | --ids IDS.json) --ablate L.H:mode[,…] [--json OUT]
+                                             NLL with heads zeroed, mean-ablated or their adaptive path off
+  sweep    --model P --text-file F [--mode zero|mean|adaptive-off] [--unit head|layer] [--json OUT]
   train    see 'headlens train --help'
   serve    JSON-lines protocol on stdin/stdout (used by the VS Code extension)
   export   --model P [--config C] --out OUT.safetensors [--fp16]   weights only (e.g. from a training checkpoint)
@@ -83,6 +89,10 @@ export async function main(argv: string[]): Promise<number> {
         return await runEval(rest);
       case 'compare':
         return await runCompare(rest);
+      case 'ablate':
+        return await runAblate(rest);
+      case 'sweep':
+        return await runSweep(rest);
       case undefined:
       case '--help':
       case '-h':
@@ -100,7 +110,7 @@ export async function main(argv: string[]): Promise<number> {
 const setup = setupModel;
 
 async function cmdInfo(argv: string[]): Promise<number> {
-  const opts = parseArgs(argv, { ...COMMON, json: 'boolean' }, 'info');
+  const opts = parseArgs(argv, { ...COMMON, json: 'boolean', heads: 'boolean' }, 'info');
   if (opts.help) return usage();
   const ck = await readModel(opts);
   const tk = tokenizerFor((opts.model as string | undefined) ?? null, opts.tokenizer as string | undefined);
@@ -125,39 +135,20 @@ async function cmdInfo(argv: string[]): Promise<number> {
     if (info.note) lines.push(`note       ${info.note}`);
     process.stdout.write(lines.join('\n') + '\n');
   }
+  if (opts.heads) {
+    const lm = await setup(opts, ck);
+    try {
+      process.stdout.write(`${await headRolesReport(lm)}\n`);
+    } finally {
+      await lm.dispose();
+    }
+  }
   return 0;
 }
 
 function usage(): number {
   process.stdout.write(USAGE + '\n');
   return 0;
-}
-
-/** IDS.json: a list of equal-length lists of token ids. */
-export function readIds(file: string, vocab: number, block: number): number[][] {
-  if (!fs.existsSync(file)) throw new BadInputError(`no such file: ${file}`);
-  let ids: unknown;
-  try {
-    ids = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new BadInputError(`${file}: not valid JSON (${(e as Error).message.split('\n')[0]})`);
-  }
-  if (!Array.isArray(ids) || !ids.length || !ids.every((r) => Array.isArray(r))) {
-    throw new BadInputError(`${file}: expected a list of lists of token ids, e.g. [[15496, 995]]`);
-  }
-  const rows = ids as unknown[][];
-  const T = rows[0].length;
-  if (!T) throw new BadInputError(`${file}: the first sequence is empty`);
-  if (T > block) throw new BadInputError(`${file}: sequences of ${T} tokens are longer than the model's block size ${block}`);
-  rows.forEach((r, i) => {
-    if (r.length !== T) throw new BadInputError(`${file}: sequence ${i} has ${r.length} ids but sequence 0 has ${T} (all must be equal)`);
-    r.forEach((v, j) => {
-      if (!Number.isInteger(v) || (v as number) < 0 || (v as number) >= vocab) {
-        throw new BadInputError(`${file}: id ${JSON.stringify(v)} at [${i}][${j}] is not an integer in [0, ${vocab}) (the model's vocabulary)`);
-      }
-    });
-  });
-  return rows as number[][];
 }
 
 async function cmdForward(argv: string[]): Promise<number> {
