@@ -361,6 +361,11 @@ export interface AnalyzeResult {
   backend: BackendName;
   /** Top-k decoded strings for every distinct predicted id (id → text), to render hovers. */
   vocabText: Record<number, string>;
+  /**
+   * Head roles on the analysed text (TransformerLens's head detector, "mul" score, averaged over
+   * windows): role → (L·H) row-major; absent when attention maps were not computed for every layer.
+   */
+  headRoles?: Record<'previous' | 'duplicate' | 'induction', number[]>;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -125,7 +125,7 @@ export class OrtRunner implements InferenceRuntime {
   static async create(def: FamilyDef, config: ModelConfig, weights: Map<string, HostTensor>, choice: OrtChoice): Promise<OrtRunner> {
     const stored = storedWeights(def.parameters(config), weights);
     const graph = buildAnalysisGraph(def, config, stored);
-    const session = await createSession(graph.bytes, choice);
+    const session = await createSession(graph.bytes, choice, `${config.family}-analysis`);
     graph.bytes = new Uint8Array(0); // onnxruntime holds its own copy
     return new OrtRunner(def, config, stored, graph, session, choice);
   }
@@ -218,7 +218,7 @@ export class OrtRunner implements InferenceRuntime {
   async forwardTensors(ids: Int32Array, B: number, T: number, t?: Int32Array): Promise<Map<string, HostTensor>> {
     if (!this.forwardSession) {
       const { bytes } = buildForwardGraph(this.def, this.config, this.weights);
-      this.forwardSession = await createSession(bytes, this.choice);
+      this.forwardSession = await createSession(bytes, this.choice, `${this.config.family}-forward`);
     }
     const feeds: Record<string, OrtTensor> = {
       ids: ortTensor('int32', ids, [B, T]),
