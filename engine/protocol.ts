@@ -278,6 +278,8 @@ export interface AnalyzeParams {
   window?: number;
   /** Sliding-window stride in tokens (default window / 2; = window: disjoint windows). */
   stride?: number;
+  /** The logit lens: every layer's residual read through the final norm and head (costs a head per layer). */
+  logitLens?: boolean;
   /** Which layers' full attention maps to send (default all). Summaries are always sent. */
   attentionLayers?: number[];
   /** Send attention maps at all (default true). */
@@ -344,6 +346,8 @@ export interface AnalyzeOutputEvent {
   leak?: EncodedArray;
   /** Decoded text of the predicted ids not sent in an earlier window (hovers draw before the end). */
   vocabText?: Record<number, string>;
+  /** The logit lens (when asked): per layer and position the top-k, and the rank and probability of the actual next token. */
+  lens?: { topIds: EncodedArray; topProbs: EncodedArray; rank: EncodedArray; prob: EncodedArray };
 }
 
 export type AnalyzeEvent = AnalyzeTokensEvent | AnalyzeLayerEvent | AnalyzeOutputEvent;

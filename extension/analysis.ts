@@ -149,7 +149,8 @@ export class AnalysisStore implements vscode.Disposable {
       return analysis;
     };
     const stride = this.settings.current.stride || undefined;
-    const result = await this.engine.request('analyze', { text, baseOffset: start, window, stride }, token, (ev) => {
+    const logitLens = this.settings.current.logitLens || undefined;
+    const result = await this.engine.request('analyze', { text, baseOffset: start, window, stride, logitLens }, token, (ev) => {
       events.push(ev);
       record.add(ev);
       if (ev.kind === 'tokens') windows = ev.windowCount;

@@ -46,6 +46,11 @@ function predictions(a: DocumentAnalysis, t: number): string {
   const top = r.top(t).slice(0, 5);
   if (top.length) parts.push(`top ${top.length}: ${top.map((p) => `${tokenCode(a.record.vocabText[p.id] ?? String(p.id))} ${(p.p * 100).toFixed(1)} %`).join(' · ')}`);
   if (r.leak && Number.isFinite(r.leak[t])) parts.push(`causality leak ${num(r.leak[t], 4)}`);
+  const entry = r.lensEntryLayer(t);
+  if (entry !== null && a.model.causal && t + 1 < r.N) {
+    const ranks = r.lensAt(t)!.map((e) => e.rank).join(' → ');
+    parts.push(entry >= 0 ? `logit lens: the next token enters the top 5 at layer ${entry} (rank by layer ${ranks})` : `logit lens: the next token is in no layer's top 5 (rank by layer ${ranks})`);
+  }
   return parts.length ? parts.join(' — ') + '\n\n' : '';
 }
 

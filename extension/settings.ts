@@ -18,6 +18,8 @@ export interface Settings {
   /** Sliding-window stride; 0: half the window. */
   stride: number;
   offerNativeRuntime: boolean;
+  /** Read every layer's residual through the final norm and head (the logit lens). */
+  logitLens: boolean;
   colorMetric: ColorMetric;
   /** −1: the mean over layers. */
   focusLayer: number;
@@ -57,6 +59,7 @@ export function readSettings(): Settings {
     windowSize: integer(c.get<number>('windowSize'), 0, 0),
     stride: integer(c.get<number>('stride'), 0, 0),
     offerNativeRuntime: c.get<boolean>('offerNativeRuntime', true) !== false,
+    logitLens: c.get<boolean>('logitLens', false) === true,
     colorMetric: metricName(c.get<string>('colorMetric')),
     focusLayer: integer(c.get<number>('focusLayer'), -1, -1),
     focusHead: integer(c.get<number>('focusHead'), -1, -1),

@@ -147,3 +147,46 @@ describe('interventions', () => {
     }
   });
 });
+
+for (const backend of testBackends().filter((b) => b !== 'cpu')) {
+  describe(`logit lens on ${backend}`, () => {
+    for (const family of ['adaptive', 'base']) {
+      test(`${family}: at the last layer it equals the model's own top-k, NLL and rank`, async () => {
+        const lm = await fixtureModel(backend, family);
+        try {
+          const { analyzeText } = await import('../engine/analysis/analyze');
+          const { AnalysisRecord } = await import('../engine/analysis/record');
+          const ids = ref.cases[0].ids[0];
+          // the fixture vocabulary is not GPT-2's: analyse ids through a tokenizer that maps text 1:1
+          const tokens = ids.map((id, index) => ({ index, id, text: `<${id}>`, start: index, end: index + 1 }));
+          const text = 'x'.repeat(ids.length);
+          const tok = Object.assign(Object.create(lm.tokenizer), { tokenize: () => tokens, tokenText: (id: number) => `<${id}>` });
+          const events = [];
+          const gen = analyzeText({ ...lm, tokenizer: tok }, { text, logitLens: true, causalityAudit: false });
+          let result;
+          for (;;) {
+            const s = await gen.next();
+            if (s.done) {
+              result = s.value;
+              break;
+            }
+            events.push(s.value);
+          }
+          const r = AnalysisRecord.from(events, lm.info, result);
+          for (let t = 0; t < ids.length - 1; t++) {
+            const lens = r.lensAt(t)!;
+            const last = lens[lens.length - 1];
+            assert.deepEqual(last.top.map((x) => x.id), r.top(t).map((x) => x.id), `top-k at ${t}`);
+            assert.ok(Math.abs(last.prob - Math.exp(-r.nll[t])) <= 1e-5, `prob at ${t}`);
+            if (r.topIds[t * r.K] === ids[t + 1]) assert.equal(last.rank, 1);
+            assert.ok(lens.every((e) => e.rank >= 1 && e.rank <= lm.config.vocab_size));
+          }
+          // the earlier layers read something else: not every rank equals the last layer's
+          assert.ok(ids.slice(0, -1).some((_, t) => r.lensAt(t)![0].rank !== r.lensAt(t)!.at(-1)!.rank), 'layer 0 and the last layer agree everywhere');
+        } finally {
+          await lm.dispose();
+        }
+      });
+    }
+  });
+}

@@ -57,6 +57,7 @@ export async function* analyzeText(lm: LoadedModel, params: AnalyzeOptions, toke
     yield { kind: 'tokens', window: w, windowCount: windows.length, tokenStart: s, tokens: winTokens, ownFrom, ownTo };
     const req = windowRequest(info, winTokens, e < tokens.length ? tokens[e].id : -1, params, audit);
     const run = lm.runner.analyzeWindow(req, token);
+    const residuals: Float32Array[] = [];
     try {
       for (;;) {
         throwIfCancelled(token);
@@ -65,12 +66,14 @@ export async function* analyzeText(lm: LoadedModel, params: AnalyzeOptions, toke
           const out = outputEvent(step.value, w, s, req.topK);
           const fresh: Record<number, string> = {};
           for (const id of step.value.topIds) if (vocabText[id] === undefined) vocabText[id] = fresh[id] = lm.tokenizer.tokenText(id);
+          if (params.logitLens && info.causal) out.lens = await lensOf(lm, residuals, req.targets, req.topK, vocabText, fresh);
           out.vocabText = fresh;
           for (let p = ownFrom - s; p < ownTo - s; p++) if (Number.isFinite(step.value.nll[p])) (nllSum += step.value.nll[p]), nllCount++;
           for (const v of step.value.leak ?? []) if (Number.isFinite(v)) maxLeak = Math.max(maxLeak ?? 0, v);
           yield out;
           break;
         }
+        if (step.value.residual) residuals[step.value.layer] = step.value.residual;
         const attn = attentionOf(step.value);
         if (attn && winTokens.length > 1) roles.add(step.value.layer, layerRoleScores(attn, req.ids, info.heads));
         yield layerEvent(step.value, w, s, winTokens.length, info.heads);
@@ -106,7 +109,22 @@ function windowRequest(info: ModelInfo, winTokens: TokenInfo[], nextId: number, 
     topK: Math.max(1, Math.min(params.topK ?? 5, 20)),
     attention: (l) => wanted === 'all' || (wanted !== null && wanted.has(l)),
     audit: auditPositionsFor(ids.length, audit),
+    residuals: !!params.logitLens,
   };
+}
+
+/** The logit lens of one window: every layer's residual rows through the final norm and head. */
+async function lensOf(lm: LoadedModel, residuals: Float32Array[], targets: Int32Array, K: number, vocabText: Record<number, string>, fresh: Record<number, string>): Promise<NonNullable<AnalyzeOutputEvent['lens']>> {
+  const L = residuals.length, T = targets.length, C = lm.config.n_embd;
+  const rows = new Float32Array(L * T * C);
+  residuals.forEach((r, l) => rows.set(r, l * T * C));
+  const allTargets = new Int32Array(L * T);
+  for (let l = 0; l < L; l++) allTargets.set(targets, l * T);
+  const out = await lm.runner.lens(rows, L * T, allTargets, K);
+  for (const id of out.topIds) if (vocabText[id] === undefined) vocabText[id] = fresh[id] = lm.tokenizer.tokenText(id);
+  const prob = out.nll.map((v, i) => (allTargets[i] < 0 ? NaN : Math.exp(-v)));
+  const rank = out.rank.map((v, i) => (allTargets[i] < 0 ? 0 : v));
+  return { topIds: encodeArray(out.topIds, [L, T, K], 'i32'), topProbs: encodeArray(out.topProbs, [L, T, K]), rank: encodeArray(rank, [L, T], 'i32'), prob: encodeArray(prob, [L, T]) };
 }
 
 function layerEvent(r: WindowLayer, w: number, tokenStart: number, T: number, H: number): AnalyzeLayerEvent {

@@ -80,6 +80,7 @@ function withFixedControls(lm: LoadedModel, controls: HostControls): LoadedModel
     device: r.device,
     analyzeWindow: (req, token) => r.analyzeWindow({ ...req, controls }, token),
     forwardTensors: r.forwardTensors.bind(r),
+    lens: r.lens.bind(r),
     dispose: () => Promise.resolve(),
   };
 }

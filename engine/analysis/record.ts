@@ -73,6 +73,8 @@ export class AnalysisRecord {
   topProbs = new Float32Array(0);
   K = 0;
   result: AnalyzeResult | null = null;
+  /** The logit lens, when analysed with it: (L, N) rank and probability of the next token, (L, N, K) top-k. */
+  lens: { rank: Int32Array; prob: Float32Array; topIds: Int32Array; topProbs: Float32Array; K: number } | null = null;
   /** Decoded text of every predicted id seen so far (from the output events and the result). */
   readonly vocabText: Record<number, string> = {};
   private readonly tokenSignals = new Map<string, TokenSignal>();
@@ -136,6 +138,50 @@ export class AnalysisRecord {
       this.leak ??= new Float32Array(this.N).fill(NaN);
       this.leak.set(decodeArray(e.leak).subarray(from - s, to - s), from);
     }
+    if (e.lens) this.addLens(e.lens, from, to, s);
+  }
+
+  private addLens(e: NonNullable<Extract<AnalyzeEvent, { kind: 'output' }>['lens']>, from: number, to: number, s: number): void {
+    const [L, T, K] = e.topIds.shape, N = this.N;
+    if (!this.lens || this.lens.rank.length !== L * N) {
+      const old = this.lens;
+      this.lens = { rank: new Int32Array(L * N), prob: new Float32Array(L * N).fill(NaN), topIds: new Int32Array(L * N * K), topProbs: new Float32Array(L * N * K), K };
+      if (old) for (let l = 0; l < L; l++) {
+        const n0 = old.rank.length / L;
+        this.lens.rank.set(old.rank.subarray(l * n0, (l + 1) * n0), l * N);
+        this.lens.prob.set(old.prob.subarray(l * n0, (l + 1) * n0), l * N);
+        this.lens.topIds.set(old.topIds.subarray(l * n0 * K, (l + 1) * n0 * K), l * N * K);
+        this.lens.topProbs.set(old.topProbs.subarray(l * n0 * K, (l + 1) * n0 * K), l * N * K);
+      }
+    }
+    const rank = decodeArray(e.rank), prob = decodeArray(e.prob), ids = decodeArray(e.topIds), probs = decodeArray(e.topProbs);
+    for (let l = 0; l < L; l++) {
+      for (let p = from; p < to; p++) {
+        const src = l * T + p - s, dst = l * N + p;
+        this.lens.rank[dst] = rank[src];
+        this.lens.prob[dst] = prob[src];
+        this.lens.topIds.set(ids.subarray(src * K, (src + 1) * K), dst * K);
+        this.lens.topProbs.set(probs.subarray(src * K, (src + 1) * K), dst * K);
+      }
+    }
+  }
+
+  /** Logit lens of position t: per layer the next token's rank and probability and the top-k; null without a lens. */
+  lensAt(t: number): { layer: number; rank: number; prob: number; top: { id: number; p: number }[] }[] | null {
+    const lens = this.lens;
+    if (!lens) return null;
+    const L = lens.rank.length / this.N, K = lens.K;
+    return Array.from({ length: L }, (_, l) => {
+      const i = l * this.N + t;
+      return { layer: l, rank: lens.rank[i], prob: lens.prob[i], top: Array.from({ length: K }, (_, k) => ({ id: lens.topIds[i * K + k], p: lens.topProbs[i * K + k] })) };
+    });
+  }
+
+  /** The first layer whose lens has the actual next token in its top `k` (−1: none; null: no lens). */
+  lensEntryLayer(t: number, k = 5): number | null {
+    const at = this.lensAt(t);
+    if (!at) return null;
+    return at.find((e) => e.rank >= 1 && e.rank <= k)?.layer ?? -1;
   }
 
   /** The positions [from, to) a window owns (all of it for events without ownership). */

@@ -59,3 +59,16 @@ export function predictions<T>(o: Ops<T>, logits: T, targets: T, k: number): Pre
     topProbs: o.exp(o.sub(top.values, lse)),
   };
 }
+
+export interface LensPredictions<T> extends Predictions<T> {
+  /** 1 + the number of ids scored above the target (1 = the model's top guess). */
+  rank: T; // (…) int32
+}
+
+/** The logit lens of residual rows: the predictions plus the target's rank (probability = exp(−nll)). */
+export function lensPredictions<T>(o: Ops<T>, logits: T, targets: T, k: number): LensPredictions<T> {
+  const p = predictions(o, logits, targets, k);
+  const target = o.takeAlongLast(logits, o.unsqueeze(targets, -1)); // (…, 1)
+  const above = o.sum(o.cast(o.greater(logits, target), 'float32'), -1);
+  return { ...p, rank: o.cast(o.add(above, 1), 'int32') };
+}

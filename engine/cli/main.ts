@@ -36,7 +36,7 @@ const USAGE = `usage: headlens <command> [options]
   info     [--model P] [--config C] [--json] [--heads]    family, config, parameter count, backend; --heads: head roles
   forward  --model P [--config C] --ids IDS.json [--t '[..]'] --out OUT.safetensors
   analyze  [--model P] [--config C] (--text-file F | --text S) [--json OUT.json] [--html OUT.html]
-           [--window N] [--stride S] [--audit N]
+           [--window N] [--stride S] [--audit N] [--lens]
   eval ppl --model P (--text-file F | --data PATH…) [--context N] [--stride S] [--json OUT]
                                              perplexity and bits per byte with Hugging Face's sliding window
   eval mc  --model P --data FILE.jsonl [--limit N] [--json OUT]   multiple choice (HellaSwag scoring)
@@ -210,7 +210,7 @@ function writeOutput(file: string, write: () => void): void {
 }
 
 async function cmdAnalyze(argv: string[]): Promise<number> {
-  const opts = parseArgs(argv, { ...COMMON, text: 'string', 'text-file': 'string', json: 'string', html: 'string', window: 'int', stride: 'int', audit: 'int', 'max-rows': 'int' }, 'analyze');
+  const opts = parseArgs(argv, { ...COMMON, text: 'string', 'text-file': 'string', json: 'string', html: 'string', window: 'int', stride: 'int', audit: 'int', lens: 'boolean', 'max-rows': 'int' }, 'analyze');
   if (opts.help) return usage();
   if ((opts.text === undefined) === (opts['text-file'] === undefined)) throw new BadInputError('analyze needs exactly one of --text S or --text-file F');
   let text = opts.text as string | undefined;
@@ -225,7 +225,7 @@ async function cmdAnalyze(argv: string[]): Promise<number> {
   const lm = await setup(opts, await readModel(opts));
   if (lm.info.note) process.stderr.write(`note: ${lm.info.note}\n`);
   const events: AnalyzeEvent[] = [];
-  const gen = analyzeText(lm, { text: text!, window: opts.window as number | undefined, stride: opts.stride as number | undefined, auditPositions: opts.audit as number | undefined });
+  const gen = analyzeText(lm, { text: text!, window: opts.window as number | undefined, stride: opts.stride as number | undefined, auditPositions: opts.audit as number | undefined, logitLens: !!opts.lens });
   let result;
   for (;;) {
     const step = await gen.next();

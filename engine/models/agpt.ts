@@ -252,6 +252,7 @@ export const AGPT: FamilyDef = {
   parameters: agptParameters,
   program: agptProgram,
   head: () => ({ weight: 'lm_head.weight', tied: false }),
+  lensNorm: (o, c, x) => (isDiffusion(c.family) ? o.rmsNorm(x, F32_EPS) : o.layerNorm(x, o.param('transformer.ln_f.weight'), o.param('transformer.ln_f.bias'), LN_EPS)),
   signals: (c) => (c.hyper ? signalsOf('loraRel', 'loraTok', 'loraFro') : []),
   layerCount: (c) => c.n_layer,
   kvHeads: (c) => c.n_head,

@@ -410,6 +410,7 @@ export const AUTORESEARCH: FamilyDef = {
   parameters: autoresearchParameters,
   program: autoresearchProgram,
   head: (c) => ({ weight: 'lm_head.weight', tied: false, softcap: c.softcap ?? undefined }),
+  lensNorm: (o, _c, x) => norm(o, x),
   signals,
   layerCount: (c) => c.n_layer,
   kvHeads: kvHeadsOf,

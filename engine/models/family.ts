@@ -108,6 +108,8 @@ export interface FamilyDef {
   parameters(c: ModelConfig): ParamSpec[];
   program<T>(o: Ops<T>, c: ModelConfig, inputs: ForwardInputs<T>): Program<T>;
   head(c: ModelConfig): HeadSpec;
+  /** The final norm applied to any residual stream (B, T, C): what the logit lens reads each layer through. */
+  lensNorm<T>(o: Ops<T>, c: ModelConfig, x: T): T;
   signals(c: ModelConfig): SignalSpec[];
   /** Virtual layers (the analysis's layers) and heads per layer. */
   layerCount(c: ModelConfig): number;

@@ -406,6 +406,7 @@ export const GPT2: FamilyDef = {
   parameters: gpt2Parameters,
   program: gpt2Program,
   head: gpt2Head,
+  lensNorm: (o, c, x) => o.layerNorm(x, o.param('transformer.ln_f.weight'), settingsOf(c).bias ? o.param('transformer.ln_f.bias') : null, settingsOf(c).eps),
   signals: (c) => (c.gate ? signalsOf('gate') : []),
   layerCount: (c) => c.n_layer,
   kvHeads: (c) => c.n_head,

@@ -626,6 +626,7 @@ export const PARAMGOLF: FamilyDef = {
   parameters: paramgolfParameters,
   program: paramgolfProgram,
   head: paramgolfHead,
+  lensNorm: (o, _c, x) => o.rmsNorm(x, F32_EPS),
   signals: (c) => {
     const names: ('gate' | 'skipGate')[] = [];
     if (pgOf(c).gated_attn) names.push('gate');

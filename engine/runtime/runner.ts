@@ -64,12 +64,23 @@ export interface WindowOutput {
   leak?: Float32Array;
 }
 
+/** The logit lens of residual rows: per row the top-k through the final norm and head, and the target's rank. */
+export interface LensOutput {
+  topIds: Int32Array; // (M, K)
+  topProbs: Float32Array; // (M, K)
+  /** −log p(target) */
+  nll: Float32Array; // (M)
+  rank: Int32Array; // (M), 1 = top guess
+}
+
 export interface InferenceRuntime {
   /** e.g. "onnx-cpu", "wasm". */
   readonly name: string;
   readonly device: DeviceInfo;
   /** Per layer, then the output side. Freed when the generator finishes or is returned early. */
   analyzeWindow(req: WindowRequest, token?: CancelToken): AsyncGenerator<WindowLayer, WindowOutput>;
+  /** Residual rows (M, C) through the family's final norm and head (the logit lens). */
+  lens(rows: Float32Array, M: number, targets: Int32Array, topK: number): Promise<LensOutput>;
   /** Everything `headlens forward` writes, under the fixture names, for ids (B, T). */
   forwardTensors(ids: Int32Array, B: number, T: number, t?: Int32Array): Promise<Map<string, HostTensor>>;
   dispose(): Promise<void>;

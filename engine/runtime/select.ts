@@ -123,6 +123,16 @@ export class FallbackRunner implements InferenceRuntime {
     return yield* gen;
   }
 
+  async lens(rows: Float32Array, M: number, targets: Int32Array, topK: number) {
+    if (this.fallback) return this.fallback.lens(rows, M, targets, topK);
+    try {
+      return await this.primary.lens(rows, M, targets, topK);
+    } catch (e) {
+      if (!(e instanceof DeviceError)) throw e;
+      return (await this.switchOver(e)).lens(rows, M, targets, topK);
+    }
+  }
+
   async forwardTensors(ids: Int32Array, B: number, T: number, t?: Int32Array) {
     if (this.fallback) return this.fallback.forwardTensors(ids, B, T, t);
     try {

@@ -13,8 +13,8 @@ import { DeviceError, throwIfCancelled, type CancelToken } from '../../errors';
 import type { FamilyDef, ParamSpec } from '../../models/family';
 import { applyHead, storedPermutation, storedShape } from '../../models/family';
 import { distanceMatrix } from '../../models/layers';
-import { layerSummaries, predictions } from '../../analysis/summaries';
-import type { InferenceRuntime, WindowLayer, WindowOutput, WindowRequest } from '../runner';
+import { layerSummaries, lensPredictions, predictions } from '../../analysis/summaries';
+import type { InferenceRuntime, LensOutput, WindowLayer, WindowOutput, WindowRequest } from '../runner';
 import { MAX_TOP_K } from '../runner';
 import { GraphOps, type GraphOutput, type GraphWeight, type Sym } from './builder';
 import { OnnxType } from './proto';
@@ -84,6 +84,16 @@ export function buildAnalysisGraph(def: FamilyDef, c: ModelConfig, weights: (nam
   return { bytes: g.build(outputs, PRODUCER, '1'), layers: L, heads: H, signals, diffusion };
 }
 
+/** The logit-lens graph: residual rows (M, C) → final norm → head → top-k and the target's rank. */
+function buildLensGraph(def: FamilyDef, c: ModelConfig, weights: (name: string) => GraphWeight): Uint8Array {
+  const g = new GraphOps(weights);
+  const h = g.input('rows', 'float32', ['M', c.n_embd]);
+  const targets = g.input('targets', 'int32', ['M']);
+  const logits = applyHead(g, def.head(c), def.lensNorm(g, c, h));
+  const p = lensPredictions(g, logits, targets, MAX_TOP_K);
+  return g.build([{ sym: p.nll, name: 'nll' }, { sym: p.topIds, name: 'top_ids' }, { sym: p.topProbs, name: 'top_probs' }, { sym: p.rank, name: 'rank' }], PRODUCER, '1');
+}
+
 /** The `headlens forward` graph: full logits and every layer's reference tensors. */
 function buildForwardGraph(def: FamilyDef, c: ModelConfig, weights: (name: string) => GraphWeight): { bytes: Uint8Array; names: string[] } {
   const g = new GraphOps(weights);
@@ -108,6 +118,7 @@ export class OrtRunner implements InferenceRuntime {
   readonly name: string;
   readonly device: DeviceInfo;
   private forwardSession: OrtSession | null = null;
+  private lensSession: OrtSession | null = null;
 
   private constructor(
     private readonly def: FamilyDef,
@@ -215,6 +226,15 @@ export class OrtRunner implements InferenceRuntime {
     return leak;
   }
 
+  async lens(rows: Float32Array, M: number, targets: Int32Array, topK: number): Promise<LensOutput> {
+    this.lensSession ??= await createSession(buildLensGraph(this.def, this.config, this.weights), this.choice, `${this.config.family}-lens`);
+    const out = await this.lensSession.run({ rows: ortTensor('float32', rows, [M, this.config.n_embd]), targets: ortTensor('int32', targets.map((v) => Math.max(0, v)), [M]) }).catch((e: Error) => {
+      throw new DeviceError(`onnxruntime (${this.name}) failed: ${e.message.split('\n')[0]}`);
+    });
+    const K = Math.min(topK, MAX_TOP_K);
+    return { topIds: firstK(out.top_ids.data as Int32Array, MAX_TOP_K, K), topProbs: firstK(out.top_probs.data as Float32Array, MAX_TOP_K, K), nll: out.nll.data as Float32Array, rank: out.rank.data as Int32Array };
+  }
+
   async forwardTensors(ids: Int32Array, B: number, T: number, t?: Int32Array): Promise<Map<string, HostTensor>> {
     if (!this.forwardSession) {
       const { bytes } = buildForwardGraph(this.def, this.config, this.weights);
@@ -234,6 +254,7 @@ export class OrtRunner implements InferenceRuntime {
   async dispose(): Promise<void> {
     await this.session.release();
     await this.forwardSession?.release();
+    await this.lensSession?.release();
   }
 }
 

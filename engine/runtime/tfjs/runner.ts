@@ -10,8 +10,8 @@ import type { HostTensor } from '../../io/tensor';
 import { throwIfCancelled, type CancelToken } from '../../errors';
 import type { Controls, LayerOut, Program } from '../../models/family';
 import { distanceMatrix } from '../../models/layers';
-import { layerSummaries, predictions } from '../../analysis/summaries';
-import type { InferenceRuntime, HostControls, WindowLayer, WindowOutput, WindowRequest } from '../runner';
+import { layerSummaries, lensPredictions, predictions } from '../../analysis/summaries';
+import type { InferenceRuntime, HostControls, LensOutput, WindowLayer, WindowOutput, WindowRequest } from '../runner';
 import { MAX_TOP_K } from '../runner';
 import type { TfModel } from './model';
 import { headChunkRows } from './kernels';
@@ -116,6 +116,29 @@ export class TfRunner implements InferenceRuntime {
       d.dispose();
     }
     return leak;
+  }
+
+  async lens(rows: Float32Array, M: number, targets: Int32Array, topK: number): Promise<LensOutput> {
+    const m = this.model, C = m.config.n_embd, K = Math.min(topK, MAX_TOP_K);
+    const out: LensOutput = { topIds: new Int32Array(M * K), topProbs: new Float32Array(M * K), nll: new Float32Array(M), rank: new Int32Array(M) };
+    const chunk = headChunkRows(m.config.vocab_size);
+    for (let r0 = 0; r0 < M; r0 += chunk) {
+      const n = Math.min(chunk, M - r0);
+      const p = tf.tidy(() => {
+        const h = tf.tensor2d(rows.subarray(r0 * C, (r0 + n) * C), [n, C]);
+        const logits = m.head(m.def.lensNorm(m.ops, m.config, h));
+        return { ...lensPredictions(m.ops, logits, tf.tensor1d(Array.from(targets.subarray(r0, r0 + n), (v) => Math.max(0, v)), 'int32'), K) };
+      }) as ReturnType<typeof lensPredictions<tf.Tensor>>;
+      try {
+        out.topIds.set((await p.topIds.data()) as Int32Array, r0 * K);
+        out.topProbs.set((await p.topProbs.data()) as Float32Array, r0 * K);
+        out.nll.set((await p.nll.data()) as Float32Array, r0);
+        out.rank.set((await p.rank.data()) as Int32Array, r0);
+      } finally {
+        tf.dispose([p.topIds, p.topProbs, p.nll, p.rank]);
+      }
+    }
+    return out;
   }
 
   async forwardTensors(idsFlat: Int32Array, B: number, T: number, tFlat?: Int32Array): Promise<Map<string, HostTensor>> {
