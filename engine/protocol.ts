@@ -460,6 +460,118 @@ export interface TrainResult {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Evaluation, compare, interventions (engine/eval, engine/analysis/interventions.ts)
+// ---------------------------------------------------------------------------------------------
+
+export interface PplTotals {
+  /** Scored tokens (every token after the first of each document). */
+  tokens: number;
+  nll_sum: number;
+  nll_mean: number | null;
+  ppl: number | null;
+  /** UTF-8 bytes of the scored tokens. */
+  bytes: number;
+  /** nll_sum / (ln 2 · bytes) */
+  bpb: number | null;
+}
+export interface PplResult extends PplTotals {
+  context: number;
+  stride: number;
+  documents: number;
+  by_source?: Record<string, PplTotals & { documents: number }>;
+}
+
+export interface McItemResult {
+  index: number;
+  label: number;
+  sum: number[];
+  per_token: number[];
+  per_byte: number[];
+  /** Per ending, the log-prob of each of its tokens. */
+  logprobs: number[][];
+  /** Per ending, the text of each of its tokens. */
+  tokens: string[][];
+  /** Context tokens dropped from the left to fit the model. */
+  truncated: number;
+}
+export interface McResult {
+  items: McItemResult[];
+  acc_sum: number;
+  acc_per_token: number;
+  acc_per_byte: number;
+  truncated_items: number;
+  context: number;
+}
+
+/** A mean with its bootstrap 95 % interval. */
+export interface Interval {
+  mean: number;
+  lo: number;
+  hi: number;
+  n: number;
+}
+export type TokenClass = 'identifier' | 'keyword' | 'number' | 'punctuation' | 'whitespace' | 'string/comment';
+export interface CompareToken extends TokenInfo {
+  class: TokenClass;
+  /** The token's id occurred earlier in the context it was scored with. */
+  repeated: boolean;
+  context: number;
+  nll_a: number | null;
+  nll_b: number | null;
+  /** nll_a − nll_b: negative where A is better. */
+  dnll: number | null;
+}
+export interface CompareResult {
+  model_a: string;
+  model_b: string;
+  context: number;
+  stride: number;
+  tokens: CompareToken[];
+  summary: { overall: Interval; by_class: Record<string, Interval>; repeated: Interval; first: Interval; mean_nll_a: number; mean_nll_b: number };
+}
+
+export type AblationMode = 'zero' | 'mean' | 'adaptive-off';
+export interface Ablation {
+  layer: number;
+  head: number;
+  mode: AblationMode;
+}
+/** One cell of an ablation sweep: mean ΔNLL (ablated − intact) over the scored tokens. */
+export interface SweepCellEvent extends Interval {
+  layer: number;
+  /** −1 when the whole layer was ablated. */
+  head: number;
+  /** (N) per-token ΔNLL, f32 (NaN where not scored): the dNll signal of this ablation. */
+  dnll: EncodedArray;
+}
+export interface SweepResult {
+  mode: AblationMode;
+  unit: 'head' | 'layer';
+  cells: Omit<SweepCellEvent, 'dnll'>[];
+  tokens: TokenInfo[];
+}
+
+/** A checkpoint of a run, ordered by its step (from the file name, its metadata or its mtime). */
+export interface CheckpointEntry {
+  path: string;
+  step: number | null;
+  mtimeMs: number;
+}
+/** One checkpoint of a timeline, analysed on the text. */
+export interface TimelineEvent {
+  index: number;
+  path: string;
+  step: number | null;
+  /** (N) NLL of each token's prediction (position t predicts token t + 1). */
+  nll: EncodedArray;
+  meanNll: number | null;
+  /** Every per-head signal of the family, per layer and head averaged over the tokens: name → (L·H). */
+  headSignals: Record<string, number[]>;
+  /** Attention entropy per layer and head, averaged over the tokens (L·H). */
+  entropy: number[];
+}
+
+// ---------------------------------------------------------------------------------------------
 // The request map: method → [params, result, progress value]
 // ---------------------------------------------------------------------------------------------
 
@@ -485,11 +597,35 @@ export interface ModelLoadParams {
   config?: string | Partial<ModelConfig>;
 }
 
+export interface TextInput {
+  text: string;
+}
+export interface EvalPplParams {
+  /** Documents to score (each on its own); or files, folders or globs read by the engine. */
+  texts?: { name: string; text: string }[];
+  data?: string[];
+  context?: number;
+  stride?: number;
+}
+export interface ModelRef {
+  path: string;
+  config?: string | Record<string, unknown>;
+}
+
 export interface RequestMap {
   initialize: [InitializeParams, InitializeResult, never];
   'model/load': [ModelLoadParams, ModelInfo, never];
   'model/info': [Record<string, never>, ModelInfo | null, never];
   analyze: [AnalyzeParams, AnalyzeResult, AnalyzeEvent];
+  'eval/ppl': [EvalPplParams, PplResult, { done: number; total: number }];
+  'eval/mc': [{ file: string; limit?: number }, McResult, { done: number; total: number }];
+  /** The loaded model is A; B is loaded beside it for the request. */
+  compare: [TextInput & { modelB: ModelRef; context?: number; stride?: number }, CompareResult, { model: 'A' | 'B'; done: number; total: number }];
+  /** Per-token NLL of the document with and without the ablations (sliding windows). */
+  'ablate/run': [TextInput & { ablations: Ablation[] }, { tokens: TokenInfo[]; nll: EncodedArray; base: EncodedArray }, never];
+  'ablate/sweep': [TextInput & { mode: AblationMode; unit?: 'head' | 'layer' }, SweepResult, SweepCellEvent];
+  'checkpoints/list': [{ folder: string }, CheckpointEntry[], never];
+  'checkpoints/analyze': [TextInput & { paths: string[]; config?: string | Record<string, unknown> }, { tokens: TokenInfo[]; count: number }, TimelineEvent];
   'train/start': [TrainParams, TrainResult, TrainEvent];
   'train/stop': [{ runId?: string }, { stopped: boolean }, never];
   'train/pause': [{ runId?: string }, { paused: boolean }, never];

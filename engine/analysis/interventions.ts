@@ -7,21 +7,15 @@
  * the controls inputs (models/family.ts), so the runtime runs the same graph with other inputs.
  */
 import { BadInputError, throwIfCancelled, type CancelToken } from '../errors';
-import type { ModelInfo } from '../protocol';
+import type { Ablation, AblationMode, ModelInfo } from '../protocol';
 import type { LoadedModel } from '../runtime/loaded';
 import type { HostControls } from '../runtime/runner';
 import { bootstrapMean } from '../eval/classes';
 import { contextAndStride } from '../eval/ppl';
 import { scoreIds } from '../eval/score';
 
-export type AblationMode = 'zero' | 'mean' | 'adaptive-off';
+export type { Ablation, AblationMode };
 export const ABLATION_MODES: readonly AblationMode[] = ['zero', 'mean', 'adaptive-off'];
-
-export interface Ablation {
-  layer: number;
-  head: number;
-  mode: AblationMode;
-}
 
 /** `L.H:mode,L.H:mode` → ablations, checked against the model. */
 export function parseAblations(spec: string, info: ModelInfo): Ablation[] {

@@ -5,10 +5,9 @@
  * template strings, `#`, `//`, `/* … *\/`, `--`) — plus whether a token repeats one earlier in the
  * context it was scored with (a copy an induction head can make) or is its first occurrence.
  */
-import type { TokenInfo } from '../protocol';
+import type { TokenClass, TokenInfo } from '../protocol';
 
-export const TOKEN_CLASSES = ['identifier', 'keyword', 'number', 'punctuation', 'whitespace', 'string/comment'] as const;
-export type TokenClass = (typeof TOKEN_CLASSES)[number];
+export const TOKEN_CLASSES: readonly TokenClass[] = ['identifier', 'keyword', 'number', 'punctuation', 'whitespace', 'string/comment'];
 
 const KEYWORDS = new Set(
   (

@@ -5,37 +5,12 @@
  * ΔNLL overall, by token class and for repeated vs first occurrences, each with a bootstrap 95 %
  * interval. The models must share a tokenizer.
  */
-import type { TokenInfo } from '../protocol';
+import type { CompareResult, CompareToken } from '../protocol';
 import { BadInputError, type CancelToken } from '../errors';
 import type { LoadedModel } from '../runtime/loaded';
 import { contextAndStride } from './ppl';
 import { scoreIds } from './score';
-import { TOKEN_CLASSES, bootstrapMean, classifyTokens, repeatedInContext, type TokenClass } from './classes';
-
-export interface Interval {
-  mean: number;
-  lo: number;
-  hi: number;
-  n: number;
-}
-
-export interface CompareToken extends TokenInfo {
-  class: TokenClass;
-  repeated: boolean;
-  context: number;
-  nll_a: number | null;
-  nll_b: number | null;
-  dnll: number | null;
-}
-
-export interface CompareResult {
-  model_a: string;
-  model_b: string;
-  context: number;
-  stride: number;
-  tokens: CompareToken[];
-  summary: { overall: Interval; by_class: Record<string, Interval>; repeated: Interval; first: Interval; mean_nll_a: number; mean_nll_b: number };
-}
+import { TOKEN_CLASSES, bootstrapMean, classifyTokens, repeatedInContext } from './classes';
 
 /** Same tokenizer: the same kind and vocabulary, and the same ids on the text itself. */
 export function checkSameTokenizer(a: LoadedModel, b: LoadedModel, text: string): void {

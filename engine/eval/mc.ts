@@ -8,6 +8,7 @@
  * left, and the result says how many were.
  */
 import * as fs from 'node:fs';
+import type { McItemResult, McResult } from '../protocol';
 import { BadInputError, throwIfCancelled, type CancelToken } from '../errors';
 import type { LoadedModel } from '../runtime/loaded';
 
@@ -15,30 +16,6 @@ export interface McItem {
   ctx: string;
   endings: string[];
   label: number;
-}
-
-export interface McItemResult {
-  index: number;
-  label: number;
-  sum: number[];
-  per_token: number[];
-  per_byte: number[];
-  /** Per ending, the log-prob of each of its tokens. */
-  logprobs: number[][];
-  /** Per ending, the text of each of its tokens. */
-  tokens: string[][];
-  /** Context tokens dropped from the left to fit the model. */
-  truncated: number;
-}
-
-export interface McResult {
-  items: McItemResult[];
-  acc_sum: number;
-  acc_per_token: number;
-  acc_per_byte: number;
-  /** Items whose context was cut from the left. */
-  truncated_items: number;
-  context: number;
 }
 
 /** HellaSwag's jsonl: `ctx`, `endings`, `label` (int or numeric string); extra fields ignored. */

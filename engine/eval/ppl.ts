@@ -7,26 +7,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { PplResult, PplTotals } from '../protocol';
 import { BadInputError, type CancelToken } from '../errors';
 import type { LoadedModel } from '../runtime/loaded';
 import { collectFiles } from '../train/data';
 import { scoreIds, type Progress } from './score';
-
-export interface PplTotals {
-  tokens: number;
-  nll_sum: number;
-  nll_mean: number | null;
-  ppl: number | null;
-  bytes: number;
-  bpb: number | null;
-}
-
-export interface PplResult extends PplTotals {
-  context: number;
-  stride: number;
-  documents: number;
-  by_source?: Record<string, PplTotals & { documents: number }>;
-}
 
 export interface PplDocument {
   source: string;

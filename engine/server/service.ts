@@ -13,6 +13,7 @@ import { analyzeText } from '../analysis/analyze';
 import { BadInputError, DeviceError } from '../errors';
 import { takeDeviceErrors } from '../runtime/tfjs/webgpu';
 import { registerTrainingHandlers } from '../train/session';
+import { registerMethods } from './methods';
 
 export class EngineService {
   loaded: LoadedModel | null = null;
@@ -76,6 +77,7 @@ export class EngineService {
       });
     });
     server.on('shutdown', async () => null);
+    registerMethods(server, () => this.requireModel());
     registerTrainingHandlers(server);
     return server;
   }
