@@ -26,6 +26,11 @@ export interface DocumentAnalysis {
   record: AnalysisRecord;
   /** False while later windows are still being analysed (the first ones are shown already). */
   complete: boolean;
+  /**
+   * What the colours show for this document regardless of `headlens.colorMetric` (compare's dNll, an
+   * ablation's ΔNLL, a checkpoint's NLL), and what the legend calls it.
+   */
+  metricOverride?: { metric: string; title: string };
 }
 
 /** While an analysis streams, the partial record is published at most this often. */
@@ -82,6 +87,12 @@ export class AnalysisStore implements vscode.Disposable {
   explorerData(uri: string): ExplorerData | null {
     const a = this.byUri.get(uri);
     return a ? { documentUri: a.uri, model: a.model, tokens: a.record.tokens, result: a.result, events: a.events } : null;
+  }
+
+  /** Shows an analysis made elsewhere (compare, ablations, a timeline step) for its document. */
+  put(analysis: DocumentAnalysis): void {
+    this.byUri.set(analysis.uri, analysis);
+    this.changed.fire(analysis.uri);
   }
 
   /** Forget one document's analysis (or all) and cancel what is running for it. */

@@ -25,6 +25,23 @@ export interface Quantized {
   valued: number;
 }
 
+/**
+ * A diverging scale for signed values (a difference of losses): the middle level is 0, the ends
+ * ±(TOP_QUANTILE of |v|), so both signs read with the same strength.
+ */
+export function quantizeDiverging(values: ArrayLike<number>, levels = LEVELS): Quantized {
+  const abs = Array.from(values).filter(Number.isFinite).map(Math.abs).sort((a, b) => a - b);
+  const top = abs[Math.min(abs.length - 1, Math.floor(abs.length * TOP_QUANTILE))] ?? 0;
+  const out = new Int8Array(values.length).fill(-1);
+  const mid = (levels - 1) / 2;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (!Number.isFinite(v)) continue;
+    out[i] = top > 0 ? Math.round(mid + Math.max(-1, Math.min(1, v / top)) * mid) : Math.round(mid);
+  }
+  return { levels: out, lo: -top, hi: top, valued: abs.length };
+}
+
 /** Linear levels from the minimum to the TOP_QUANTILE value; pure, so it is easy to reason about. */
 export function quantize(values: ArrayLike<number>, levels = LEVELS): Quantized {
   const finite = Array.from(values).filter(Number.isFinite).sort((a, b) => a - b);
@@ -117,10 +134,12 @@ export class TokenDecorations implements vscode.Disposable {
   private quantized(a: DocumentAnalysis): Quantized {
     const s = this.settings.current;
     const { layer, head } = this.clampedFocus(a);
-    const key = `${a.record.resolveMetric(s.colorMetric)}|${layer}|${head}`;
+    const metric = a.record.resolveMetric(a.metricOverride?.metric ?? s.colorMetric);
+    const key = `${metric}|${layer}|${head}`;
     if (this.cache?.analysis !== a || this.cache.key !== key) {
       const r = a.record;
-      this.cache = { analysis: a, key, q: quantize(r.tokens.map((_, t) => r.metric(s.colorMetric, t, layer, head))) };
+      const values = r.tokens.map((_, t) => r.metric(metric, t, layer, head));
+      this.cache = { analysis: a, key, q: r.spec(metric)?.diverging ? quantizeDiverging(values) : quantize(values) };
     }
     return this.cache.q;
   }
@@ -158,7 +177,7 @@ export class TokenDecorations implements vscode.Disposable {
     const q = this.quantized(a);
     const requested = this.focus;
     const { layer, head } = this.clampedFocus(a);
-    const metric = a.record.resolveMetric(s.colorMetric);
+    const metric = a.record.resolveMetric(a.metricOverride?.metric ?? s.colorMetric);
     const where = !a.record.metricPerHead(metric) ? 'per token' : layer < 0 && head < 0 ? 'mean of all heads' : `${layer < 0 ? 'all layers' : `L${layer}`}.${head < 0 ? 'mean' : `H${head}`}`;
     this.legend.text = `$(symbol-color) ${metric} ${where} ${fmt(q.lo)} ▁▃▅▇ ${fmt(q.hi)}`;
     const notes = [
@@ -167,7 +186,7 @@ export class TokenDecorations implements vscode.Disposable {
       q.valued < a.record.N ? `${a.record.N - q.valued} of ${a.record.N} tokens have no value and are not coloured.` : '',
       a.scope === 'document' ? '' : `Only ${a.scope === 'selection' ? 'the selection' : 'the lines in view'} was analysed: run Analyze Attention again for other lines.`,
     ].filter(Boolean);
-    const md = new vscode.MarkdownString(`**Head Lens colours**: ${a.record.metricLabel(metric)}${s.colorMetric === 'auto' ? ' (auto: the model’s first signal)' : ''}, ${where}; ${LEVELS} levels from ${fmt(q.lo)} to ${fmt(q.hi)} (the top level holds the highest ${Math.round((1 - TOP_QUANTILE) * 100)} %).\n\n${notes.join('\n\n')}${notes.length ? '\n\n' : ''}Click to choose the metric; \`headlens.focusLayer\` and \`headlens.focusHead\` pick the head.`);
+    const md = new vscode.MarkdownString(`**Head Lens colours**: ${a.metricOverride ? a.metricOverride.title : a.record.metricLabel(metric)}${!a.metricOverride && s.colorMetric === 'auto' ? ' (auto: the model’s first signal)' : ''}, ${where}; ${LEVELS} levels from ${fmt(q.lo)} to ${fmt(q.hi)} (the top level holds the highest ${Math.round((1 - TOP_QUANTILE) * 100)} %).\n\n${notes.join('\n\n')}${notes.length ? '\n\n' : ''}Click to choose the metric; \`headlens.focusLayer\` and \`headlens.focusHead\` pick the head.`);
     this.legend.tooltip = md;
     this.legend.show();
   }

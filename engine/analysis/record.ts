@@ -84,7 +84,7 @@ export class AnalysisRecord {
     this.H = model.heads;
     this.Hkv = model.kvHeads ?? model.heads;
     this.kvHeadOf = model.kvHeadOf ?? [...Array(this.H).keys()];
-    this.specs = model.signals ?? [];
+    this.specs = [...(model.signals ?? [])];
     for (const spec of this.specs) {
       const rows = spec.scope === 'head×token' ? this.H : spec.scope === 'kvhead×token' ? this.Hkv : spec.scope === 'token' || spec.scope === 'layer×token' ? 1 : 0;
       if (rows) this.tokenSignals.set(spec.name, { spec, rows, perLayer: spec.perLayer, values: new Float32Array(0) });
@@ -273,6 +273,16 @@ export class AnalysisRecord {
     if (!a) return null;
     const T = w.length, q = t - w.start;
     return a.subarray((h * T + q) * T, (h * T + q + 1) * T);
+  }
+
+  /**
+   * Adds (or replaces) a per-token signal computed elsewhere — compare's dNll, an ablation's ΔNLL,
+   * a checkpoint's NLL — so the views colour by it like any catalogued signal. (N) values.
+   */
+  setTokenSignal(spec: SignalSpec, values: ArrayLike<number>): void {
+    if (values.length !== this.N) throw new Error(`setTokenSignal: ${values.length} values for ${this.N} tokens`);
+    if (!this.specs.some((s) => s.name === spec.name)) (this.specs as SignalSpec[]).push(spec);
+    this.tokenSignals.set(spec.name, { spec: { ...spec, scope: 'token', perLayer: false }, rows: 1, perLayer: false, values: Float32Array.from(values) });
   }
 
   spec(name: string): SignalSpec | undefined {
