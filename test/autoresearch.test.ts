@@ -294,7 +294,7 @@ for (const backend of testBackends()) {
         const ids = expected('tiny-gqa').get('input_ids')!;
         const { n_layer: L, n_head: H } = ck.config;
         const zeroTables = edited(ck.weights, { 'value_embeds.1.weight': filled(ck.weights.get('value_embeds.1.weight')!.shape, () => 0) });
-        const finalOf = (weights: Map<string, HostTensor>, off: number) => {
+        const finalOf = async (weights: Map<string, HostTensor>, off: number) => {
           const model = new TfModel(ck.config, weights);
           const out = tf.tidy(() => {
             const controls = { headScale: tf.ones([L, H]), headMean: tf.zeros([L, H]), adaptiveOff: tf.fill([L, H], off) };
@@ -302,12 +302,12 @@ for (const backend of testBackends()) {
             for (let l = 0; l < L; l++) prog.step(l);
             return prog.final();
           });
-          const v = out.dataSync() as Float32Array;
+          const v = (await out.data()) as Float32Array; // WebGPU has no synchronous read in Node
           out.dispose();
           model.dispose();
           return { shape: out.shape, dtype: 'float32' as const, values: Float32Array.from(v) };
         };
-        const off = finalOf(ck.weights, 1), zero = finalOf(zeroTables, 0), on = finalOf(ck.weights, 0);
+        const off = await finalOf(ck.weights, 1), zero = await finalOf(zeroTables, 0), on = await finalOf(ck.weights, 0);
         assertClose(off, zero, { abs: 1e-5 }, 'adaptiveOff vs zero tables');
         assert.ok(on.values.some((v, i) => Math.abs(v - zero.values[i]) > 1e-3), 'the value embeddings should matter when on');
       });

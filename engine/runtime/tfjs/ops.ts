@@ -112,6 +112,9 @@ export class TfOps implements Ops<Tensor> {
     return tf.where(fit(cond), fit(ta), fit(tb));
   }
   cast(x: Tensor, dtype: DType): Tensor {
+    // tfjs-webgpu casts bool → number by relabelling the bool buffer, and a later transpose of it
+    // (a reduction over an outer axis makes one) fails to compile: select into a real buffer
+    if (x.dtype === 'bool' && dtype !== 'bool' && tf.getBackend() === 'webgpu') return tf.where(x, tf.ones(x.shape, dtype), tf.zeros(x.shape, dtype));
     return tf.cast(x, dtype);
   }
 
