@@ -51,10 +51,8 @@ export function controlsFor(ablations: Ablation[], L: number, H: number): HostCo
 /** nll[t] = −log p(ids[t+1]) for t < T − 1 of one sequence that fits the model, with the controls. */
 export async function sequenceNll(lm: LoadedModel, ids: Int32Array, controls?: HostControls, token?: CancelToken): Promise<number[]> {
   const targets = Int32Array.from({ length: ids.length }, (_, p) => (p + 1 < ids.length ? ids[p + 1] : -1));
-  const gen = lm.runner.analyzeWindow({ ids, targets, topK: 1, attention: () => false, audit: [], controls }, token);
-  let step = await gen.next();
-  while (!step.done) step = await gen.next();
-  return Array.from(step.value.nll.subarray(0, ids.length - 1));
+  const nll = await lm.runner.nll({ ids, targets, B: 1, T: ids.length, controls }, token);
+  return Array.from(nll.subarray(0, ids.length - 1));
 }
 
 /**
@@ -63,20 +61,7 @@ export async function sequenceNll(lm: LoadedModel, ids: Int32Array, controls?: H
  */
 export async function documentNll(lm: LoadedModel, ids: Int32Array, controls: HostControls | undefined, token?: CancelToken): Promise<Float32Array> {
   const { context, stride } = contextAndStride(lm);
-  const withControls: LoadedModel = controls ? { ...lm, runner: withFixedControls(lm, controls) } : lm;
-  return (await scoreIds(withControls, ids, context, stride, token)).nll;
-}
-
-function withFixedControls(lm: LoadedModel, controls: HostControls): LoadedModel['runner'] {
-  const r = lm.runner;
-  return {
-    name: r.name,
-    device: r.device,
-    analyzeWindow: (req, token) => r.analyzeWindow({ ...req, controls }, token),
-    forwardTensors: r.forwardTensors.bind(r),
-    lens: r.lens.bind(r),
-    dispose: () => Promise.resolve(),
-  };
+  return (await scoreIds(lm, ids, context, stride, token, undefined, controls)).nll;
 }
 
 export interface SweepCell {

@@ -49,6 +49,11 @@ export interface Predictions<T> {
 }
 
 /** NLL of `targets` (…, int32) and the top-k of softmax(logits (…, V)), via log-sum-exp (no full softmax). */
+/** −log p(target) from logits (…, V) and targets (…): logsumexp − the target's logit. */
+export function predictionsNll<T>(o: Ops<T>, logits: T, targets: T): T {
+  return o.squeeze(o.sub(o.logSumExp(logits, -1, true), o.takeAlongLast(logits, o.unsqueeze(targets, -1))), -1);
+}
+
 export function predictions<T>(o: Ops<T>, logits: T, targets: T, k: number): Predictions<T> {
   const lse = o.logSumExp(logits, -1, true); // (…, 1)
   const target = o.takeAlongLast(logits, o.unsqueeze(targets, -1)); // (…, 1)

@@ -53,21 +53,37 @@ function argmax(xs: number[]): number {
   return best;
 }
 
-/** Log-probs of `ending` after `ctx` (ids), the context cut from the left to fit `context` tokens. */
-async function endingLogprobs(lm: LoadedModel, ctx: number[], ending: number[], context: number, token?: CancelToken): Promise<{ logprobs: number[]; cut: number }> {
-  if (ending.length >= context) throw new BadInputError(`an ending of ${ending.length} tokens does not fit the model's context of ${context} tokens`);
-  const cut = Math.max(0, ctx.length + ending.length - context);
-  const ids = Int32Array.from([...ctx.slice(cut), ...ending]);
-  if (ids.length < 2) throw new BadInputError('an item with an empty context and a one-token ending cannot be scored (nothing precedes the ending)');
-  const targets = Int32Array.from({ length: ids.length }, (_, p) => (p + 1 < ids.length ? ids[p + 1] : -1));
-  const gen = lm.runner.analyzeWindow({ ids, targets, topK: 1, attention: () => false, audit: [] }, token);
-  let step = await gen.next();
-  while (!step.done) step = await gen.next();
-  const first = ids.length - ending.length; // index of the ending's first token
-  // an ending right at the start (empty context): its first token has no context and is skipped
-  const logprobs = [];
-  for (let i = Math.max(first, 1); i < ids.length; i++) logprobs.push(-step.value.nll[i - 1]);
-  return { logprobs, cut };
+/**
+ * Log-probs of each ending after `ctx` (ids), the context cut from the left to fit `context` tokens.
+ * Endings of the same total length go through the runtime as one batch. Never padded: a padded
+ * tail is not always invisible (a-gpt's adaptive heads read statistics of the whole window).
+ */
+async function endingsLogprobs(lm: LoadedModel, ctx: number[], endings: number[][], context: number, token?: CancelToken): Promise<{ logprobs: number[][]; cut: number }> {
+  const seqs = endings.map((ending) => {
+    if (ending.length >= context) throw new BadInputError(`an ending of ${ending.length} tokens does not fit the model's context of ${context} tokens`);
+    const cut = Math.max(0, ctx.length + ending.length - context);
+    const ids = [...ctx.slice(cut), ...ending];
+    if (ids.length < 2) throw new BadInputError('an item with an empty context and a one-token ending cannot be scored (nothing precedes the ending)');
+    return { ids, cut, first: ids.length - ending.length };
+  });
+  const logprobs: number[][] = new Array(seqs.length);
+  for (const T of new Set(seqs.map((s) => s.ids.length))) {
+    const group = seqs.flatMap((s, e) => (s.ids.length === T ? [e] : []));
+    const B = group.length;
+    const flat = new Int32Array(B * T), targets = new Int32Array(B * T).fill(-1);
+    group.forEach((e, b) => {
+      flat.set(seqs[e].ids, b * T);
+      for (let p = 0; p + 1 < T; p++) targets[b * T + p] = seqs[e].ids[p + 1];
+    });
+    const nll = await lm.runner.nll({ ids: flat, targets, B, T }, token);
+    // an ending right at the start (empty context): its first token has no context and is skipped
+    group.forEach((e, b) => {
+      const out = [];
+      for (let i = Math.max(seqs[e].first, 1); i < T; i++) out.push(-nll[b * T + i - 1]);
+      logprobs[e] = out;
+    });
+  }
+  return { logprobs, cut: Math.max(...seqs.map((s) => s.cut)) };
 }
 
 export async function evalMc(lm: LoadedModel, items: McItem[], token?: CancelToken, progress?: (done: number, total: number) => void): Promise<McResult> {
@@ -79,17 +95,19 @@ export async function evalMc(lm: LoadedModel, items: McItem[], token?: CancelTok
     throwIfCancelled(token);
     const ctx = lm.tokenizer.encode(item.ctx);
     const r: McItemResult = { index, label: item.label, sum: [], per_token: [], per_byte: [], logprobs: [], tokens: [], truncated: 0 };
-    for (const ending of item.endings) {
+    const encoded = item.endings.map((ending) => lm.tokenizer.encode(' ' + ending));
+    const scored = await endingsLogprobs(lm, ctx, encoded, context, token);
+    r.truncated = scored.cut;
+    for (const [e, ending] of item.endings.entries()) {
       const text = ' ' + ending;
-      const ids = lm.tokenizer.encode(text);
-      const { logprobs, cut } = await endingLogprobs(lm, ctx, ids, context, token);
+      const ids = encoded[e];
+      const logprobs = scored.logprobs[e];
       const sum = logprobs.reduce((a, b) => a + b, 0);
       r.sum.push(sum);
       r.per_token.push(logprobs.length ? sum / logprobs.length : -Infinity);
       r.per_byte.push(sum / Math.max(1, utf8.encode(text).length));
       r.logprobs.push(logprobs);
       r.tokens.push(ids.slice(ids.length - logprobs.length).map((id) => lm.tokenizer.tokenText(id)));
-      r.truncated = Math.max(r.truncated, cut);
     }
     if (r.truncated) truncatedItems++;
     out.push(r);

@@ -35,6 +35,27 @@ export interface WindowRequest {
 
 export const MAX_TOP_K = 20;
 
+/**
+ * A batch of equal-length sequences to score (evaluation, compare, ablations): only the NLL of
+ * each position comes back, none of the analysis's per-layer arrays or top-k.
+ */
+export interface NllRequest {
+  /** (B, T) row-major. */
+  ids: Int32Array;
+  /** (B, T): target id per position, −1 = none (its NLL is NaN). */
+  targets: Int32Array;
+  B: number;
+  T: number;
+  /** Diffusion timestep (every row). */
+  t?: number;
+  controls?: HostControls;
+}
+
+/** Rows (B·T) one scoring call may hold: the head's (rows, V) logits are the peak memory. */
+export function nllBatchRows(vocab: number): number {
+  return Math.max(1, Math.floor((256 * 1024 * 1024) / 4 / Math.max(1, vocab)));
+}
+
 export interface HostArray {
   values: Float32Array | Int32Array;
   shape: number[];
@@ -79,6 +100,8 @@ export interface InferenceRuntime {
   readonly device: DeviceInfo;
   /** Per layer, then the output side. Freed when the generator finishes or is returned early. */
   analyzeWindow(req: WindowRequest, token?: CancelToken): AsyncGenerator<WindowLayer, WindowOutput>;
+  /** −log p(target) per position of a batch, (B·T); NaN where the target is −1. */
+  nll(req: NllRequest, token?: CancelToken): Promise<Float32Array>;
   /** Residual rows (M, C) through the family's final norm and head (the logit lens). */
   lens(rows: Float32Array, M: number, targets: Int32Array, topK: number): Promise<LensOutput>;
   /** Everything `headlens forward` writes, under the fixture names, for ids (B, T). */

@@ -11,7 +11,7 @@ import type { BackendChoice, BackendInfo, BackendName, DeviceInfo, ModelConfig, 
 import type { HostTensor } from '../io/tensor';
 import { BadInputError, DeviceError, type CancelToken } from '../errors';
 import type { FamilyDef } from '../models/family';
-import type { InferenceRuntime, WindowLayer, WindowOutput, WindowRequest } from './runner';
+import type { InferenceRuntime, NllRequest, WindowLayer, WindowOutput, WindowRequest } from './runner';
 import { chooseOrt, ORT_VERSION, type OrtChoice, type OrtRequest } from './onnx/ort';
 import { OrtRunner } from './onnx/runner';
 import { initBackend, type TfjsChoice } from './tfjs/backend';
@@ -121,6 +121,16 @@ export class FallbackRunner implements InferenceRuntime {
     if (first.done) return first.value;
     yield first.value;
     return yield* gen;
+  }
+
+  async nll(req: NllRequest, token?: CancelToken) {
+    if (this.fallback) return this.fallback.nll(req, token);
+    try {
+      return await this.primary.nll(req, token);
+    } catch (e) {
+      if (!(e instanceof DeviceError)) throw e;
+      return (await this.switchOver(e)).nll(req, token);
+    }
   }
 
   async lens(rows: Float32Array, M: number, targets: Int32Array, topK: number) {

@@ -13,8 +13,8 @@ import { DeviceError, throwIfCancelled, type CancelToken } from '../../errors';
 import type { FamilyDef, ParamSpec } from '../../models/family';
 import { applyHead, storedPermutation, storedShape } from '../../models/family';
 import { distanceMatrix } from '../../models/layers';
-import { layerSummaries, lensPredictions, predictions } from '../../analysis/summaries';
-import type { InferenceRuntime, LensOutput, WindowLayer, WindowOutput, WindowRequest } from '../runner';
+import { layerSummaries, lensPredictions, predictions, predictionsNll } from '../../analysis/summaries';
+import type { InferenceRuntime, LensOutput, NllRequest, WindowLayer, WindowOutput, WindowRequest } from '../runner';
 import { MAX_TOP_K } from '../runner';
 import { GraphOps, type GraphOutput, type GraphWeight, type Sym } from './builder';
 import { OnnxType } from './proto';
@@ -94,6 +94,21 @@ function buildLensGraph(def: FamilyDef, c: ModelConfig, weights: (name: string) 
   return g.build([{ sym: p.nll, name: 'nll' }, { sym: p.topIds, name: 'top_ids' }, { sym: p.topProbs, name: 'top_probs' }, { sym: p.rank, name: 'rank' }], PRODUCER, '1');
 }
 
+/** The scoring graph: ids and targets (B, T), the controls (and t per row) → −log p(target) (B, T). */
+function buildNllGraph(def: FamilyDef, c: ModelConfig, weights: (name: string) => GraphWeight): Uint8Array {
+  const g = new GraphOps(weights);
+  const L = def.layerCount(c), H = c.n_head;
+  const ids = g.input('ids', 'int32', ['B', 'T']);
+  const positions = g.input('positions', 'int32', ['T']);
+  const targets = g.input('targets', 'int32', ['B', 'T']);
+  const controls = { headScale: g.input('head_scale', 'float32', [L, H]), headMean: g.input('head_mean', 'float32', [L, H]), adaptiveOff: g.input('adaptive_off', 'float32', [L, H]) };
+  const t = def.objective(c) === 'diffusion' ? g.input('t', 'int32', ['B']) : undefined;
+  const prog = def.program(g, c, { ids, positions, t, controls });
+  for (let l = 0; l < prog.layers; l++) prog.step(l);
+  const logits = applyHead(g, def.head(c), prog.final()); // (B, T, V)
+  return g.build([{ sym: predictionsNll(g, logits, targets), name: 'nll' }], PRODUCER, '1');
+}
+
 /** The `headlens forward` graph: full logits and every layer's reference tensors. */
 function buildForwardGraph(def: FamilyDef, c: ModelConfig, weights: (name: string) => GraphWeight): { bytes: Uint8Array; names: string[] } {
   const g = new GraphOps(weights);
@@ -119,6 +134,7 @@ export class OrtRunner implements InferenceRuntime {
   readonly device: DeviceInfo;
   private forwardSession: OrtSession | null = null;
   private lensSession: OrtSession | null = null;
+  private nllSession: OrtSession | null = null;
 
   private constructor(
     private readonly def: FamilyDef,
@@ -226,6 +242,29 @@ export class OrtRunner implements InferenceRuntime {
     return leak;
   }
 
+  async nll(req: NllRequest, token?: CancelToken): Promise<Float32Array> {
+    throwIfCancelled(token);
+    this.nllSession ??= await createSession(buildNllGraph(this.def, this.config, this.weights), this.choice, `${this.config.family}-nll`);
+    const { B, T } = req, { layers: L, heads: H } = this.graph, c = req.controls;
+    const feeds: Record<string, OrtTensor> = {
+      ids: ortTensor('int32', req.ids, [B, T]),
+      positions: ortTensor('int32', Int32Array.from({ length: T }, (_, i) => i), [T]),
+      targets: ortTensor('int32', req.targets.map((v) => Math.max(0, v)), [B, T]),
+      head_scale: ortTensor('float32', c?.headScale ?? new Float32Array(L * H).fill(1), [L, H]),
+      head_mean: ortTensor('float32', c?.headMean ?? new Float32Array(L * H), [L, H]),
+      adaptive_off: ortTensor('float32', c?.adaptiveOff ?? new Float32Array(L * H), [L, H]),
+    };
+    if (this.graph.diffusion) feeds.t = ortTensor('int32', new Int32Array(B).fill(req.t ?? 0), [B]);
+    const out = await this.nllSession.run(feeds).catch((e: Error) => {
+      throw new DeviceError(`onnxruntime (${this.name}) failed: ${e.message.split('\n')[0]}`);
+    });
+    const nll = Float32Array.from(out.nll.data as Float32Array);
+    req.targets.forEach((v, i) => {
+      if (v < 0) nll[i] = NaN;
+    });
+    return nll;
+  }
+
   async lens(rows: Float32Array, M: number, targets: Int32Array, topK: number): Promise<LensOutput> {
     this.lensSession ??= await createSession(buildLensGraph(this.def, this.config, this.weights), this.choice, `${this.config.family}-lens`);
     const out = await this.lensSession.run({ rows: ortTensor('float32', rows, [M, this.config.n_embd]), targets: ortTensor('int32', targets.map((v) => Math.max(0, v)), [M]) }).catch((e: Error) => {
@@ -255,6 +294,7 @@ export class OrtRunner implements InferenceRuntime {
     await this.session.release();
     await this.forwardSession?.release();
     await this.lensSession?.release();
+    await this.nllSession?.release();
   }
 }
 

@@ -10,8 +10,8 @@ import type { HostTensor } from '../../io/tensor';
 import { throwIfCancelled, type CancelToken } from '../../errors';
 import type { Controls, LayerOut, Program } from '../../models/family';
 import { distanceMatrix } from '../../models/layers';
-import { layerSummaries, lensPredictions, predictions } from '../../analysis/summaries';
-import type { InferenceRuntime, HostControls, LensOutput, WindowLayer, WindowOutput, WindowRequest } from '../runner';
+import { layerSummaries, lensPredictions, predictions, predictionsNll } from '../../analysis/summaries';
+import type { InferenceRuntime, HostControls, LensOutput, NllRequest, WindowLayer, WindowOutput, WindowRequest } from '../runner';
 import { MAX_TOP_K } from '../runner';
 import type { TfModel } from './model';
 import { headChunkRows } from './kernels';
@@ -116,6 +116,42 @@ export class TfRunner implements InferenceRuntime {
       d.dispose();
     }
     return leak;
+  }
+
+  async nll(req: NllRequest, token?: CancelToken): Promise<Float32Array> {
+    const m = this.model, { B, T } = req;
+    const L = m.def.layerCount(m.config), H = m.config.n_head;
+    const nll = new Float32Array(B * T);
+    const hidden = tf.tidy(() => {
+      const controls = this.controls(req.controls, L, H);
+      const t = req.t !== undefined ? tf.fill([B], req.t, 'int32') as tf.Tensor1D : undefined;
+      const prog = m.program(tf.tensor2d(req.ids, [B, T], 'int32'), { t, controls });
+      for (let l = 0; l < prog.layers; l++) prog.step(l);
+      return prog.final().reshape([B * T, -1]) as tf.Tensor2D;
+    });
+    try {
+      const rows = headChunkRows(m.config.vocab_size);
+      for (let r0 = 0; r0 < B * T; r0 += rows) {
+        throwIfCancelled(token);
+        const n = Math.min(rows, B * T - r0);
+        const x = tf.tidy(() => {
+          const logits = m.head(hidden.slice([r0, 0], [n, -1]));
+          const tgt = tf.tensor1d(Array.from(req.targets.subarray(r0, r0 + n), (v) => Math.max(0, v)), 'int32');
+          return predictionsNll(m.ops, logits, tgt);
+        });
+        try {
+          nll.set((await x.data()) as Float32Array, r0);
+        } finally {
+          x.dispose();
+        }
+      }
+    } finally {
+      hidden.dispose();
+    }
+    req.targets.forEach((v, i) => {
+      if (v < 0) nll[i] = NaN;
+    });
+    return nll;
   }
 
   async lens(rows: Float32Array, M: number, targets: Int32Array, topK: number): Promise<LensOutput> {
