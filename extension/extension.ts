@@ -50,7 +50,7 @@ export function activate(ctx: vscode.ExtensionContext): HeadLensApi {
     registerExplorer(explorer),
     registerMonitor(monitor),
     registerTraining(training),
-    registerExport(store, explorer),
+    registerExport(store, explorer, ctx.extensionPath),
     registerGpu({ extensionPath: ctx.extensionPath, modulePath: gpuModulePath }, engine, settings, ctx.globalState),
   );
 

@@ -36,7 +36,7 @@ const USAGE = `usage: headlens <command> [options]
   info     [--model P] [--config C] [--json] [--heads]    family, config, parameter count, backend; --heads: head roles
   forward  --model P [--config C] --ids IDS.json [--t '[..]'] --out OUT.safetensors
   analyze  [--model P] [--config C] (--text-file F | --text S) [--json OUT.json] [--html OUT.html]
-           [--window N] [--stride S] [--audit N] [--lens]
+           [--window N] [--stride S] [--audit N] [--lens] [--report-layers L,…]
   eval ppl --model P (--text-file F | --data PATH…) [--context N] [--stride S] [--json OUT]
                                              perplexity and bits per byte with Hugging Face's sliding window
   eval mc  --model P --data FILE.jsonl [--limit N] [--json OUT]   multiple choice (HellaSwag scoring)
@@ -210,7 +210,7 @@ function writeOutput(file: string, write: () => void): void {
 }
 
 async function cmdAnalyze(argv: string[]): Promise<number> {
-  const opts = parseArgs(argv, { ...COMMON, text: 'string', 'text-file': 'string', json: 'string', html: 'string', window: 'int', stride: 'int', audit: 'int', lens: 'boolean', 'max-rows': 'int' }, 'analyze');
+  const opts = parseArgs(argv, { ...COMMON, text: 'string', 'text-file': 'string', json: 'string', html: 'string', window: 'int', stride: 'int', audit: 'int', lens: 'boolean', 'max-rows': 'int', 'report-layers': 'string' }, 'analyze');
   if (opts.help) return usage();
   if ((opts.text === undefined) === (opts['text-file'] === undefined)) throw new BadInputError('analyze needs exactly one of --text S or --text-file F');
   let text = opts.text as string | undefined;
@@ -223,6 +223,7 @@ async function cmdAnalyze(argv: string[]): Promise<number> {
   if (!text) throw new BadInputError(`nothing to analyse: ${file ? `${file} is empty` : 'the text is empty'}`);
   for (const out of [opts.json, opts.html]) if (out) checkWritable(out as string);
   const lm = await setup(opts, await readModel(opts));
+  const layers = reportLayers(opts['report-layers'] as string | undefined, lm.info.layers);
   if (lm.info.note) process.stderr.write(`note: ${lm.info.note}\n`);
   const events: AnalyzeEvent[] = [];
   const gen = analyzeText(lm, { text: text!, window: opts.window as number | undefined, stride: opts.stride as number | undefined, auditPositions: opts.audit as number | undefined, logitLens: !!opts.lens });
@@ -242,7 +243,7 @@ async function cmdAnalyze(argv: string[]): Promise<number> {
   const data: ExplorerData = { documentUri: file ? path.resolve(file) : '(text)', model: lm.info, tokens, result, events };
   process.stdout.write(formatTokenTable(data, (opts['max-rows'] as number | undefined) ?? 400) + '\n');
   if (opts.json) writeOutput(opts.json as string, () => atomicWrite(opts.json as string, JSON.stringify(data)));
-  if (opts.html) writeOutput(opts.html as string, () => atomicWrite(opts.html as string, renderHtml(data)));
+  if (opts.html) writeOutput(opts.html as string, () => atomicWrite(opts.html as string, renderHtml(data, layers)));
   await lm.dispose();
   return 0;
 }
@@ -253,11 +254,21 @@ function atomicWrite(file: string, content: string): void {
   fs.renameSync(tmp, file);
 }
 
-/** The standalone report: D3 bundle and CSS inline (no network). */
-function renderHtml(data: ExplorerData): string {
+/** `--report-layers 0,3`: the layers whose attention maps the report keeps. */
+function reportLayers(spec: string | undefined, L: number): number[] | undefined {
+  if (spec === undefined) return undefined;
+  const layers = spec.split(',').map((s) => s.trim());
+  for (const l of layers) if (!/^\d+$/.test(l) || +l >= L) throw new BadInputError(`--report-layers: '${l}' is not a layer of this model (0…${L - 1})`);
+  return layers.map(Number);
+}
+
+/** The standalone report: D3 bundle and CSS inline (no network); attention maps within a size budget. */
+function renderHtml(full: ExplorerData, layers?: number[]): string {
   // Loaded lazily so the engine runs without the webview bundles being built.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { renderReportHtml } = require('../analysis/report') as typeof import('../analysis/report');
+  const { renderReportHtml, slimForReport } = require('../analysis/report') as typeof import('../analysis/report');
+  const { data, attention } = slimForReport(full, { layers });
+  if (attention.dropped.length) process.stderr.write(`note: the report keeps the attention maps of layer${attention.layers.length > 1 ? 's' : ''} ${attention.layers.join(', ')} (choose with --report-layers); every layer's summaries and signals are in it\n`);
   const media = [path.join(__dirname, '..', 'media'), path.join(__dirname, '..', '..', 'media')].find((d) => fs.existsSync(path.join(d, 'dist', 'report.js')));
   if (!media) throw new Error('the report bundle media/dist/report.js is missing: run `npm run build`');
   const css = ['report.css', 'explorer.css'].map((f) => path.join(media, f)).filter((f) => fs.existsSync(f)).map((f) => fs.readFileSync(f, 'utf8')).join('\n');

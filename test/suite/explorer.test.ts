@@ -48,6 +48,21 @@ suite('Attention Explorer and export', () => {
     assert.equal(data.events.filter((e) => e.kind === 'layer').length, a.result.windowCount * a.model.config.n_layer);
   });
 
+  test('Export Analysis as an HTML report: one offline file with the analysis and its tokens', async () => {
+    const editor = await openSample();
+    const a = api.store.get(editor.document.uri.toString())!;
+    const target = vscode.Uri.file(path.join(outDir, 'analysis.html'));
+    assert.equal((await vscode.commands.executeCommand<vscode.Uri>('headlens.export', 'html', target))?.fsPath, target.fsPath);
+    const html = fs.readFileSync(target.fsPath, 'utf8');
+    assert.doesNotMatch(html, /<script[^>]+src=|<link[^>]+href=/, 'the report must not load anything');
+    const json = /<script type="application\/json" id="headlens-data">([\s\S]*?)<\/script>/.exec(html);
+    assert.ok(json, 'the report carries its analysis');
+    const data = JSON.parse(json[1]) as ExplorerData;
+    assert.equal(data.tokens.length, a.record.N);
+    const doc = editor.document.getText();
+    assert.equal(data.tokens.map((t) => doc.slice(t.start, t.end)).join(''), doc, 'the tokens tile the document');
+  });
+
   test('Export Analysis as SVG and PNG comes back from the explorer webview', async () => {
     await openSample();
     const svg = vscode.Uri.file(path.join(outDir, 'analysis.svg'));
