@@ -86,7 +86,7 @@ export class AnalysisRecord {
     this.kvHeadOf = model.kvHeadOf ?? [...Array(this.H).keys()];
     this.specs = [...(model.signals ?? [])];
     for (const spec of this.specs) {
-      const rows = spec.scope === 'head×token' ? this.H : spec.scope === 'kvhead×token' ? this.Hkv : spec.scope === 'token' || spec.scope === 'layer×token' ? 1 : 0;
+      const rows = spec.scope === 'head×token' ? this.H : spec.scope === 'kvhead×token' ? this.Hkv : spec.scope === 'token' || spec.scope === 'layer×token' ? 1 : spec.channels?.length ?? 0;
       if (rows) this.tokenSignals.set(spec.name, { spec, rows, perLayer: spec.perLayer, values: new Float32Array(0) });
     }
   }
@@ -322,7 +322,7 @@ export class AnalysisRecord {
   /** Does the metric have a value per layer and head (so a focus applies)? */
   metricPerHead(m: ColorMetric): boolean {
     const s = this.tokenSignals.get(m);
-    return s ? s.rows > 1 || s.spec.scope === 'kvhead×token' : BUILTIN_PER_HEAD.has(m);
+    return s ? (s.rows > 1 && !s.spec.channels) || s.spec.scope === 'kvhead×token' : BUILTIN_PER_HEAD.has(m);
   }
 
   /** Every metric this analysis can colour by: built-ins (leak only when audited) then signals. */
@@ -334,6 +334,7 @@ export class AnalysisRecord {
   /** Metric value of token t for (layer, head); −1 means the mean over layers/heads. */
   metric(metric: ColorMetric, t: number, layer = -1, head = -1): number {
     const m = this.resolveMetric(metric);
+    if (this.tokenSignals.get(m)?.spec.channels) return this.dominantChannel(m, t, layer);
     if (m === 'nll') return this.nll[t];
     if (m === 'leak') return this.leak ? this.leak[t] : NaN;
     const builtin = m === 'entropy' ? this.headEntropy : m === 'attnMax' ? this.headMax : m === 'distance' ? this.headDistance : null;
@@ -353,7 +354,38 @@ export class AnalysisRecord {
 
   /** Per-token signals that are per head (head×token, kvhead×token): what the hover grid shows. */
   headTokenSignals(): SignalSpec[] {
-    return [...this.tokenSignals.values()].filter((s) => s.rows > 1 || s.spec.scope === 'kvhead×token').map((s) => s.spec);
+    return [...this.tokenSignals.values()].filter((s) => (s.rows > 1 && !s.spec.channels) || s.spec.scope === 'kvhead×token').map((s) => s.spec);
+  }
+
+  /** Signals with labelled channels (a Temporal LoRA router's adapters): hover lists them, colours are categorical. */
+  channelSignals(): SignalSpec[] {
+    return [...this.tokenSignals.values()].filter((s) => s.spec.channels).map((s) => s.spec);
+  }
+
+  /** A channelled signal's values at token t by label, at one layer or averaged over layers (−1); null without it. */
+  channelsAt(name: string, t: number, layer = -1): { label: string; value: number }[] | null {
+    const s = this.tokenSignals.get(name);
+    if (!s?.spec.channels) return null;
+    const layers = !s.perLayer ? [0] : layer < 0 ? [...Array(this.L).keys()] : [layer];
+    return s.spec.channels.map((label, r) => {
+      let sum = 0, n = 0;
+      for (const l of layers) {
+        const v = s.values[((s.perLayer ? l : 0) * s.rows + r) * this.N + t];
+        if (Number.isFinite(v)) (sum += v), n++;
+      }
+      return { label, value: n ? sum / n : NaN };
+    });
+  }
+
+  /** The index of the largest channel at token t (categorical colour), NaN where there is no value. */
+  dominantChannel(name: string, t: number, layer = -1): number {
+    const c = this.channelsAt(name, t, layer);
+    if (!c) return NaN;
+    let best = -1;
+    c.forEach((x, i) => {
+      if (Number.isFinite(x.value) && (best < 0 || x.value > c[best].value)) best = i;
+    });
+    return best < 0 ? NaN : best;
   }
 
   /** Head codes of a token: (L, H) of attention max, entropy, argmax and every per-head signal. */

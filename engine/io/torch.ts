@@ -15,6 +15,7 @@ import { ZipArchive } from './zip';
 import { PyDict, Tuple, unpickle, type PyCallable } from './pickle';
 import { readInputFile } from './safetensors';
 import { DTYPE_BYTES, decodeElements, isFloatDtype, sizeOf, type HostTensor, type StorageDtype } from './tensor';
+import { isTloraCheckpoint, tloraCheckpointOf } from './tlora';
 
 export interface TorchCheckpoint {
   kind: 'agpt-checkpoint' | 'state-dict';
@@ -321,6 +322,7 @@ function isTensor(v: unknown): v is HostTensor {
 
 function interpret(root: unknown, name: string, storages: StorageReader): TorchCheckpoint {
   if (!(root instanceof PyDict)) throw new BadInputError(`${name}: not a model checkpoint: the pickle holds ${describe(root)}, expected a dict (a-gpt's checkpoint or a state_dict)`);
+  if (isTloraCheckpoint(root)) return tloraCheckpointOf(root, name); // Temporal LoRA's {adapters, time_mixer, adapter_names}
   const model = root.map.get('model');
   if (model instanceof PyDict) {
     const { stateDict, order } = tensorDict(model, name, "the 'model' entry");

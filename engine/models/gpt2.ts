@@ -42,7 +42,7 @@ const GPT2_HEAD_WIDTH = 64;
 const INIT_STD = 0.02, GATE_INIT_STD = 0.005;
 
 /** A config's gpt2 settings with their defaults (absent = GPT-2 as HF stores it). */
-interface Settings {
+export interface Settings {
   bias: boolean;
   activation: Activation;
   eps: number;
@@ -52,7 +52,7 @@ interface Settings {
   gate: boolean;
 }
 
-function settingsOf(c: ModelConfig): Settings {
+export function settingsOf(c: ModelConfig): Settings {
   const hd = c.n_embd / c.n_head;
   return {
     bias: c.bias ?? true,
@@ -100,7 +100,7 @@ export function gpt2Parameters(c: ModelConfig): ParamSpec[] {
   return out;
 }
 
-function block<T>(o: Ops<T>, c: ModelConfig, s: Settings, x: T, l: number, mask: T, inputs: ForwardInputs<T>): { x: T; out: LayerOut<T> } {
+export function block<T>(o: Ops<T>, c: ModelConfig, s: Settings, x: T, l: number, mask: T, inputs: ForwardInputs<T>): { x: T; out: LayerOut<T> } {
   const P = (n: string) => o.param(`transformer.h.${l}.${n}`);
   const Pb = (n: string) => (s.bias ? P(n) : null);
   const C = c.n_embd, H = c.n_head;
