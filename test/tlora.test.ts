@@ -24,7 +24,11 @@ import { initBackend } from '../engine/runtime/tfjs/backend';
 import { TfModel } from '../engine/runtime/tfjs/model';
 import { PhaseOptimizer, adapterPhaseParams, distillLoss, lmLoss, routerAccuracy, routerLoss, routerPhaseParams, snapshotMixer, type RouterBatch } from '../engine/train/tlora';
 import type { HostBatch } from '../engine/train/data';
-import type { AnalyzeEvent } from '../engine/protocol';
+import { PROTOCOL_VERSION, type AnalyzeEvent, type TrainEvent } from '../engine/protocol';
+import { PassThrough } from 'node:stream';
+import { EngineServer } from '../engine/server/server';
+import { EngineService } from '../engine/server/service';
+import { EngineConnection, EngineRequestError } from '../engine/server/client';
 import { loadModel, type LoadedModel } from '../engine/runtime/loaded';
 import { analyzeText } from '../engine/analysis/analyze';
 import { AnalysisRecord } from '../engine/analysis/record';
@@ -498,3 +502,66 @@ print(','.join(ck['adapter_names']))`;
     assert.ok(out.tokens.length > 10 && out.tokens.every((t: { dominant: string; weights: Record<string, number> }) => t.dominant === (t.weights.python > t.weights.shakespeare ? 'python' : 'shakespeare')));
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// The protocol: tlora/losses on the loaded model, tlora/train streamed and cancellable
+// ---------------------------------------------------------------------------------------------
+
+describe('tlora over the protocol', () => {
+  const c2s = new PassThrough(), s2c = new PassThrough();
+  const server = new EngineService('wasm').attach(new EngineServer(c2s, s2c, { log: () => {} }));
+  void server.listen();
+  const client = new EngineConnection(s2c, c2s);
+  before(async () => {
+    await client.request('initialize', { clientName: 'test', protocolVersion: PROTOCOL_VERSION, backend: 'wasm' });
+  });
+
+  test('model/load of their .pt with a base; the model info carries the router with its adapter names', async () => {
+    const info = await client.request('model/load', { path: fx('tiny-tlora.pt'), config: { base: baseFile() } as Partial<ModelConfig> });
+    assert.equal(info.family, 'tlora');
+    assert.deepEqual(info.signals.find((s) => s.name === 'router')?.channels, ['shakespeare', 'python']);
+    assert.equal(info.adaptive, true);
+  });
+
+  test('tlora/losses streams progress and reports every row with per-token weights and dominant adapters', async () => {
+    const progress: { done: number; total: number }[] = [];
+    const r = await client.request('tlora/losses', { text: SMALL_TEXT }, { onProgress: (p) => progress.push(p) });
+    assert.deepEqual(r.rows.map((x) => x.name), ['mixture', 'uniform', 'adapter:shakespeare', 'adapter:python', 'no adapter', 'base']);
+    assert.ok(progress.length >= r.rows.length && progress.every((p) => p.done <= p.total));
+    const w = decodeArray(r.weights);
+    assert.deepEqual(r.weights.shape, [r.tokens.length, 2]);
+    r.dominant.forEach((d, t) => assert.equal(d, w[2 * t + 1] > w[2 * t] ? 1 : 0));
+  });
+
+  test('tlora/train: the normal training records for the monitor; $/cancel stops it and still writes the checkpoint', async () => {
+    const out = path.join(tmp, 'protocol-run');
+    const params = { base: gpt2VocabBase(), adapters: [{ name: 'code', data: [path.join(REPO, 'engine', 'models')] }, { name: 'prose', data: [path.join(REPO, 'README.md')] }], steps: 2, routerSteps: 2, batchSize: 2, routerBatchSize: 2, seqLen: 16, out };
+    const events: TrainEvent[] = [];
+    const r = await client.request('tlora/train', params, { onProgress: (e) => events.push(e) });
+    assert.equal(r.steps, 6);
+    assert.equal(r.stoppedEarly, false);
+    assert.equal(r.checkpoint, path.join(out, 'tlora.pt'));
+    assert.deepEqual(events.filter((e) => e.kind === 'step').map((e) => e.step), [0, 1, 2, 3, 4, 5]);
+    const last = events.at(-1);
+    assert.ok(last?.kind === 'status' && last.state === 'finished', `the last record is ${JSON.stringify(last)}`);
+    assert.ok(events.some((e) => e.kind === 'eval' && !!e.val_by_source?.code), 'validation per domain');
+    const controller = new AbortController();
+    const stopped: TrainEvent[] = [];
+    const run = client.request('tlora/train', { ...params, steps: 500, out: path.join(tmp, 'protocol-stop') }, { token: controller.signal, onProgress: (e) => {
+      stopped.push(e);
+      if (e.kind === 'step') controller.abort();
+    } });
+    await assert.rejects(run, (e: EngineRequestError) => e.cancelled);
+    assert.ok(stopped.filter((e) => e.kind === 'step').length < 10, 'the run went on after the cancel');
+    await waitFor(() => fs.existsSync(path.join(tmp, 'protocol-stop', 'tlora.pt')));
+  });
+});
+
+/** Polls until `ok` (the engine writes the stopped run's files after answering the cancel). */
+async function waitFor(ok: () => boolean, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

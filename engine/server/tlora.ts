@@ -27,7 +27,7 @@ function specOf(p: TloraTrainParams): TloraRunSpec {
     alpha: p.alpha,
     options: {
       steps: p.steps, routerSteps: p.routerSteps, lr: p.lr, routerLr: p.routerLr, batchSize: p.batchSize, routerBatchSize: p.routerBatchSize,
-      seqLen: p.seqLen, seed: p.seed, evalInterval: p.evalInterval, out: p.out ?? null,
+      seqLen: p.seqLen, routerSeqLen: p.routerSeqLen, seed: p.seed, evalInterval: p.evalInterval, out: p.out ?? null,
     },
   };
 }
