@@ -3,12 +3,15 @@
  * per-head signal the model's catalogue declares (a-gpt's loraTok, a gate, a value-embedding gate,
  * …) and attention entropy — the latent code z[l][t][k*] to its most-attended key
  * with that key's text (one row per layer), the NLL and top-5 predictions, and a link that opens
- * the Attention Explorer at this token.
+ * the Attention Explorer at this token. While Follow Cursor is on, a second hover part (its own
+ * provider, registered later so VS Code shows it first) lists the token's top-k keys — or, in
+ * reverse, the queries that attend to it most — with their text and weights.
  */
 import * as vscode from 'vscode';
 import type { AnalysisRecord } from '../engine/analysis/record';
 import type { AnalysisStore, DocumentAnalysis } from './analysis';
 import { Command } from './commands';
+import type { FollowMode, Ranked } from './cursorAttention';
 
 function num(v: number | null, digits = 2): string {
   if (v === null || !Number.isFinite(v)) return '—';
@@ -54,6 +57,17 @@ function predictions(a: DocumentAnalysis, t: number): string {
   return parts.length ? parts.join(' — ') + '\n\n' : '';
 }
 
+/** Channelled signals (a Temporal LoRA router): each channel’s weight by its label, the dominant one in bold. */
+function channelLines(r: AnalysisRecord, t: number): string {
+  const lines = r.channelSignals().map((spec) => {
+    const c = r.channelsAt(spec.name, t);
+    if (!c || !c.some((x) => Number.isFinite(x.value))) return '';
+    const top = r.dominantChannel(spec.name, t);
+    return `${spec.label}: ${c.map((x, i) => (i === top ? `**${x.label} ${num(x.value, 3)}**` : `${x.label} ${num(x.value, 3)}`)).join(' · ')}`;
+  });
+  return lines.filter(Boolean).map((l) => l + '\n\n').join('');
+}
+
 export function headCodesMarkdown(a: DocumentAnalysis, t: number): vscode.MarkdownString {
   const r = a.record;
   const tok = r.tokens[t];
@@ -64,6 +78,7 @@ export function headCodesMarkdown(a: DocumentAnalysis, t: number): vscode.Markdo
   const link = `[$(graph) Open in Attention Explorer](command:${Command.OpenExplorerAt}?${args} "Show this token in the Attention Explorer")`;
   md.appendMarkdown(`**Head Lens** · token #${t} ${tokenCode(tok.text)} · id ${tok.id} · ${link}\n\n`);
   md.appendMarkdown(predictions(a, t));
+  md.appendMarkdown(channelLines(r, t));
   md.appendMarkdown(headCodeTable(r, t));
   md.appendMarkdown(latentCodeTable(r, t));
   return md;
@@ -78,6 +93,46 @@ export function register(store: AnalysisStore): vscode.Disposable {
       if (t < 0) return undefined;
       const tok = a.record.tokens[t];
       return new vscode.Hover(headCodesMarkdown(a, t), new vscode.Range(doc.positionAt(tok.start), doc.positionAt(tok.end)));
+    },
+  });
+}
+
+/** What Follow Cursor's hover part lists for a token. */
+export interface FollowHoverView {
+  mode: FollowMode;
+  /** The heads read, in words ("L1.H2"). */
+  heads: string;
+  top: Ranked[];
+  /** The token's weight on itself (NaN where it has none). */
+  self: number;
+}
+
+/** The token's top keys (attends to) or top queries (attended by): index, text and weight, largest first. */
+export function followCursorMarkdown(r: AnalysisRecord, t: number, view: FollowHoverView): vscode.MarkdownString {
+  const md = new vscode.MarkdownString(undefined, true);
+  const what = view.mode === 'attendsTo' ? `attends to (top ${view.top.length} keys)` : `is attended by (top ${view.top.length} queries)`;
+  md.appendMarkdown(`**Follow Cursor** · #${t} ${tokenCode(r.tokens[t]?.text ?? '')} ${what} · ${view.heads}\n\n`);
+  if (!view.top.length) {
+    md.appendMarkdown('No attention weights for this token yet (its window has not arrived, or the analysis was run without attention maps).\n\n');
+    return md;
+  }
+  const rows = view.top.map((k, i) => `| ${i + 1} | #${k.index} | ${tokenCode(r.tokens[k.index]?.text ?? '')} | ${num(k.weight, 3)} |`);
+  const selfNote = Number.isFinite(view.self) ? `\n\nOn itself: ${num(view.self, 3)}.` : '';
+  md.appendMarkdown(`| | token | text | weight |\n|---:|---:|---|---:|\n${rows.join('\n')}${selfNote}\n\n`);
+  return md;
+}
+
+/** Follow Cursor's hover part; `viewAt` answers null while Follow Cursor is off. */
+export function registerFollowHover(store: AnalysisStore, viewAt: (a: DocumentAnalysis, t: number) => FollowHoverView | null): vscode.Disposable {
+  return vscode.languages.registerHoverProvider({ scheme: '*' }, {
+    provideHover(doc, pos) {
+      const a = store.get(doc.uri.toString());
+      if (!a || a.version !== doc.version) return undefined;
+      const t = a.record.tokenAt(doc.offsetAt(pos));
+      const view = t < 0 ? null : viewAt(a, t);
+      if (!view) return undefined;
+      const tok = a.record.tokens[t];
+      return new vscode.Hover(followCursorMarkdown(a.record, t, view), new vscode.Range(doc.positionAt(tok.start), doc.positionAt(tok.end)));
     },
   });
 }

@@ -1,12 +1,72 @@
 /**
- * The status-bar item — the loaded model and the engine's backend — and Load Model…, which it
- * runs on click: a checkpoint of the workspace, any file, or the embedded starter model.
+ * The status-bar items — the loaded model and the engine's backend, with Load Model… on click (a
+ * checkpoint of the workspace, any file, or the embedded starter model); Follow Cursor's switch
+ * ("$(eye) Follow", its mode and heads) — and what the colour legend writes: a metric's or the
+ * cursor's attention scale as "NLL 0.20–7.90 nats ▁▂▃▄▅▆▇" (one block per colour level).
  */
 import * as vscode from 'vscode';
 import * as path from 'node:path';
 import { Command } from './commands';
 import { describeError, type EngineClient } from './engineClient';
 import { setModelPath, type SettingsWatcher } from './settings';
+import type { FollowMode } from './cursorAttention';
+
+/** One block per colour level, low to high (decorations.ts LEVELS = 7). */
+export const LEGEND_RAMP = '▁▂▃▄▅▆▇';
+
+/** A value for the legend: two decimals, or an exponent for tiny ones. */
+export function formatValue(v: number): string {
+  return Math.abs(v) >= 0.01 || v === 0 ? v.toFixed(2) : v.toExponential(1);
+}
+
+/** "0.20–7.90 nats": the range the colour levels span. */
+export function formatScale(lo: number, hi: number, unit = ''): string {
+  return `${formatValue(lo)}–${formatValue(hi)}${unit ? ` ${unit}` : ''}`;
+}
+
+/** What Follow Cursor's switch shows. */
+export interface FollowItemState {
+  enabled: boolean;
+  mode: FollowMode;
+  /** The heads read, in words ("L1.H2", "L0 max over heads"). */
+  heads: string;
+  topK: number;
+}
+
+const MODE_WORDS: Record<FollowMode, string> = { attendsTo: 'attends to', attendedBy: 'attended by' };
+
+/** "$(eye) Follow: attends to · L1.H2" while on, "$(eye-closed) Follow" while off; a click toggles it. */
+export class FollowStatusItem implements vscode.Disposable {
+  private readonly item = vscode.window.createStatusBarItem('headlens.followCursor', vscode.StatusBarAlignment.Right, 98);
+
+  constructor() {
+    this.item.name = 'Head Lens Follow Cursor';
+    this.item.command = Command.ToggleFollowCursor;
+  }
+
+  /** Shown while on, or while there is an analysis to follow. */
+  update(state: FollowItemState, visible: boolean): void {
+    this.item.text = state.enabled ? `$(eye) Follow: ${MODE_WORDS[state.mode]} · ${state.heads}` : '$(eye-closed) Follow';
+    const md = new vscode.MarkdownString(
+      state.enabled
+        ? `**Follow Cursor** is on: the token under the cursor is the query and every other token is tinted by how much it ${state.mode === 'attendsTo' ? 'is attended to by the query' : 'attends to the token under the cursor'} (${state.heads}); the top ${state.topK} are underlined and listed in the hover.\n\n` +
+            `[Switch mode](command:${Command.FollowCursorMode}) · [Choose heads](command:${Command.ChooseFollowAggregate}) · [Next head](command:${Command.NextHead}) · [Next layer](command:${Command.NextLayer}) · [Turn off](command:${Command.ToggleFollowCursor})`
+        : `**Follow Cursor** is off. [Turn it on](command:${Command.ToggleFollowCursor}) to see what the token under the cursor attends to.`,
+    );
+    md.isTrusted = { enabledCommands: [Command.FollowCursorMode, Command.ChooseFollowAggregate, Command.NextHead, Command.NextLayer, Command.ToggleFollowCursor] };
+    this.item.tooltip = md;
+    if (visible) this.item.show();
+    else this.item.hide();
+  }
+
+  get text(): string {
+    return this.item.text;
+  }
+
+  dispose(): void {
+    this.item.dispose();
+  }
+}
 
 const STARTER = 'starter';
 
