@@ -78,8 +78,8 @@ export enum ErrorCode {
 // Shared value types
 // ---------------------------------------------------------------------------------------------
 
-export type Family = 'base' | 'matched' | 'adaptive' | 'diffusion' | 'adaptive_diffusion' | 'gpt2' | 'autoresearch' | 'paramgolf';
-export const FAMILIES: readonly Family[] = ['base', 'matched', 'adaptive', 'diffusion', 'adaptive_diffusion', 'gpt2', 'autoresearch', 'paramgolf'];
+export type Family = 'base' | 'matched' | 'adaptive' | 'diffusion' | 'adaptive_diffusion' | 'gpt2' | 'autoresearch' | 'paramgolf' | 'tlora';
+export const FAMILIES: readonly Family[] = ['base', 'matched', 'adaptive', 'diffusion', 'adaptive_diffusion', 'gpt2', 'autoresearch', 'paramgolf', 'tlora'];
 /** The a-gpt families (REDDITARUN/a-gpt models/*.py). */
 export const AGPT_FAMILIES: readonly Family[] = ['base', 'matched', 'adaptive', 'diffusion', 'adaptive_diffusion'];
 /** onnx-*: onnxruntime's execution providers (inference); the rest are TensorFlow.js backends. */
@@ -144,7 +144,42 @@ export interface ModelConfig {
   value_net?: 'linear' | 'relu';
   /** paramgolf: its `Hyperparameters` fields (num_loops, loop_start, rope_dims, …). */
   paramgolf?: ParamgolfConfig;
+  /** tlora: Temporal LoRA's adapters and Time Mixer router on the GPT-2 base the other keys describe. */
+  tlora?: TloraConfig;
 }
+
+/**
+ * Temporal LoRA (stability-first-ai `temporal_lora.py`): one LoRA adapter per domain on the residual
+ * stream before every block, mixed per token by the Time Mixer (token embedding → MLP → softmax).
+ */
+export interface TloraConfig {
+  /** Adapter names in router order: adapter k is the router's k-th output (their `adapter_names`). */
+  adapter_names: string[];
+  /** LoRA rank r (lora_A is [r, C]) and alpha: Δ = (alpha / r)·(x Aᵀ) Bᵀ (theirs: 8 and 16). */
+  rank: number;
+  alpha: number;
+  /** Time Mixer: token-embedding width (64) and classifier hidden width (32). */
+  mixer_embed: number;
+  mixer_hidden: number;
+  /** Hidden width of the hidden-state `gate` MLP (n_embd / 2): never used by the forward, kept so checkpoints round-trip; 0 = absent. */
+  gate_hidden: number;
+  /** The GPT-2 base (a path) when the weights file holds only the adapters and the router. */
+  base?: string;
+  /** How the adapters are mixed (default: the router). */
+  route?: TloraRoute;
+}
+
+/**
+ * Temporal LoRA mixing: `mixer` = the Time Mixer's weights (theirs with use_mixer=True); `uniform` =
+ * each Δ/K (use_mixer=False, no weights); `adapter` = one adapter alone at weight 1; `weights` = fixed
+ * weights by name (their manual adapter_weights); `none` = no adapter (their forward, ln_f still skipped).
+ */
+export type TloraRoute =
+  | { kind: 'mixer' }
+  | { kind: 'uniform' }
+  | { kind: 'none' }
+  | { kind: 'adapter'; name: string }
+  | { kind: 'weights'; weights: Record<string, number> };
 
 /**
  * parameter-golf's `Hyperparameters` (their field names) that the common keys do not carry:
@@ -199,6 +234,11 @@ export interface SignalSpec {
   mechanism: string;
   /** Reported per layer (in layer events) or once per window (output events). */
   perLayer: boolean;
+  /**
+   * Labels of a channelled scope's rows (`adapter×token`: the adapter names, in row order). The views
+   * name each row by its label, and colour a token by its largest channel (categorical).
+   */
+  channels?: string[];
 }
 
 export interface BackendInfo {
@@ -572,6 +612,151 @@ export interface TimelineEvent {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Watched training runs and experiment grids (engine/server/runs.ts, engine/monitor, engine/grid)
+// ---------------------------------------------------------------------------------------------
+
+export type RunFileFormat = 'tfevents' | 'jsonl' | 'csv' | 'log';
+/** Stdout-log presets of engine/monitor/logs.ts. */
+export type RunLogPreset = 'nanogpt' | 'autoresearch' | 'agpt' | 'paramgolf';
+
+export interface RunWatchParams {
+  /** A training log, metrics file or event file, or a folder (a TensorBoard logdir, a run's output folder). */
+  path: string;
+  /** How to read stdout logs (default: detected from the first lines). */
+  preset?: RunLogPreset;
+  /** A JavaScript regular expression with a named group `(?<step>…)`; every other named group that reads as a number is a series. */
+  regex?: string;
+  regexFlags?: string;
+  /** How often the files are polled besides file-system events (ms, default 1000). */
+  pollMs?: number;
+}
+/** New points of one series, in order; a non-finite value (a diverged loss) travels as null. */
+export interface RunSeriesPoints {
+  steps: number[];
+  values: (number | null)[];
+}
+/** A checkpoint beside a watched run that the engine can load (checked by its readers before it is announced). */
+export interface RunCheckpoint {
+  path: string;
+  /** From its name (`model_000500.pt`), our checkpoints' metadata, or the torch dict's step; null when unknown. */
+  step: number | null;
+  mtimeMs: number;
+  size: number;
+  family: Family;
+  layers: number;
+  heads: number;
+  paramCount: number;
+}
+/**
+ * What `runs/watch` streams: files found, new points per series (a `segment` starts where a run
+ * restarted into the same file or the file was rotated), loadable checkpoints, warnings. `caught-up`
+ * follows the first read of everything already written.
+ */
+export type RunWatchEvent =
+  | { kind: 'file'; file: string; path: string; format: RunFileFormat }
+  | { kind: 'points'; file: string; segment: number; series: Record<string, RunSeriesPoints> }
+  | { kind: 'segment'; file: string; segment: number; reason: 'step-back' | 'truncated' | 'replaced' | 'rewritten'; step?: number }
+  | { kind: 'checkpoint'; checkpoint: RunCheckpoint }
+  | { kind: 'warning'; file: string; message: string }
+  | { kind: 'removed'; file: string }
+  | { kind: 'caught-up'; files: number; points: number };
+export interface RunWatchResult {
+  files: number;
+  points: number;
+}
+
+export interface RunProbeParams {
+  checkpoint: string;
+  /** The fixed probe text (the same for every checkpoint of a run, so the curves compare). */
+  text: string;
+  config?: string | Record<string, unknown>;
+  /** Tokens of the text analysed (default 256: one window of a small model). */
+  maxTokens?: number;
+}
+/** A checkpoint's per-head signals on the probe text, each averaged over the tokens. */
+export interface RunProbeResult {
+  checkpoint: string;
+  step: number | null;
+  family: Family;
+  layers: number;
+  heads: number;
+  tokens: number;
+  meanNll: number | null;
+  /** Attention entropy per layer and head (L·H, nats). */
+  entropy: number[];
+  /** Every per-head signal of the family (ModelInfo.signals, head and head×token scopes; kv-head signals per query head): name → (L·H). */
+  signals: Record<string, number[]>;
+}
+
+export interface GridRunParams {
+  /** The grid's JSON spec (engine/grid/spec.ts); paths in it are relative to its folder. */
+  spec: string;
+  /** Output folder (default: the spec's `out`, else `<spec>.grid` beside it). */
+  out?: string;
+}
+export type GridRowStatus = 'pending' | 'waiting' | 'running' | 'done' | 'failed' | 'skipped';
+/** One variant of the grid (the baseline is the row with id `baseline`, wave 0). */
+export interface GridRow {
+  id: string;
+  change: string;
+  wave: number;
+  priority: 'normal' | 'low';
+  /** The variant its config starts from (the baseline, or an earlier wave's winner). */
+  from: string | null;
+  /** The config changes it makes over `from` (expressions evaluated). */
+  changes: Record<string, unknown>;
+  status: GridRowStatus;
+  /** Seeds finished / planned. */
+  seedsDone: number;
+  seeds: number;
+  /** Mean over the seeds; null until one finished. */
+  valLoss: number | null;
+  /** Seed-to-seed standard deviation of the val loss (null with one seed). */
+  valLossStd: number | null;
+  bpb: number | null;
+  tokPerS: number | null;
+  params: number | null;
+  wallS: number | null;
+  /** valLoss − the baseline's, and the spread of that difference (√(std² + std_baseline²)) with several seeds. */
+  delta: number | null;
+  deltaStd: number | null;
+  /** The wave's winner (lowest val loss, or chosen in the spec). */
+  winner: boolean;
+  /** Checkpoints of its runs (last.safetensors), one per seed. */
+  checkpoints: string[];
+  /** Run folders (metrics.jsonl, last/best.safetensors). */
+  dirs: string[];
+  /** Why it is waiting or skipped, which run it shares, what failed. */
+  note?: string;
+}
+/** The choice a wave made: the winner and why. */
+export interface GridWaveChoice {
+  wave: number;
+  /** The variant the wave starts from. */
+  from: string;
+  /** The winner, or null while the wave is unfinished or none beat `from`. */
+  winner: string | null;
+  reason: string;
+}
+export interface GridTable {
+  name: string;
+  spec: string;
+  out: string;
+  stateFile: string;
+  /** The table exported beside the spec (written after every run). */
+  exports: { json: string; csv: string };
+  rows: GridRow[];
+  waves: GridWaveChoice[];
+  /** Lines worth reading beside the table (data changed between runs, skipped low-priority variants). */
+  notes: string[];
+  done: boolean;
+}
+export type GridEvent =
+  | { kind: 'table'; table: GridTable }
+  | { kind: 'run'; variant: string; seed: number; dir: string; state: 'started' | 'reused' | 'finished' | 'failed'; index: number; total: number; message?: string }
+  | { kind: 'train'; variant: string; seed: number; event: TrainEvent };
+
+// ---------------------------------------------------------------------------------------------
 // The request map: method → [params, result, progress value]
 // ---------------------------------------------------------------------------------------------
 
@@ -612,6 +797,121 @@ export interface ModelRef {
   config?: string | Record<string, unknown>;
 }
 
+/** One way of mixing the adapters, scored on the same tokens. */
+export interface TloraLossRow {
+  /** 'mixture', 'uniform', 'adapter:<name>', 'no adapter' (their forward, ln_f skipped) or 'base' (GPT-2 alone, with ln_f). */
+  name: string;
+  route: TloraRoute | 'base';
+  nll_mean: number | null;
+  ppl: number | null;
+  tokens: number;
+}
+export interface TloraLossesResult {
+  adapters: string[];
+  rows: TloraLossRow[];
+  /** Per token: the dominant adapter (argmax of the router, −1 for none), its router weights (N, K) and the NLL per row (rows × N, NaN where unscored). */
+  tokens: TokenInfo[];
+  dominant: number[];
+  weights: EncodedArray;
+  nll: EncodedArray;
+  context: number;
+  stride: number;
+}
+export interface TloraTrainParams {
+  /** The GPT-2 base (frozen) the adapters are trained on. */
+  base: string;
+  /** One adapter per domain: its name and its files, folders or globs of text. */
+  adapters: { name: string; data: string[] }[];
+  /** Optimizer steps per adapter phase and for the router phase. */
+  steps: number;
+  routerSteps?: number;
+  lr?: number;
+  routerLr?: number;
+  batchSize?: number;
+  routerBatchSize?: number;
+  seqLen?: number;
+  routerSeqLen?: number;
+  rank?: number;
+  alpha?: number;
+  seed?: number;
+  evalInterval?: number;
+  /** Output folder: the authors' temporal_lora_checkpoint.pt format and a safetensors twin. */
+  out?: string;
+}
+
+/** PonderTTT on the loaded model as its frozen base (engine/ponder): the document in chunks, each UPDATE or SKIP. */
+export interface PonderRunParams {
+  text: string;
+  /** The TTT layer: a .safetensors of `fast_norm.*` / `fast_layer.*` tensors (their NNX names). */
+  ttt: string;
+  /** TTTConfig keys the file does not carry (eta_decay_rate, ttt_base_lr, …): a JSON file or the object. */
+  tttConfig?: string | Record<string, unknown>;
+  /** Tokens per chunk, a multiple of the layer's mini-batch size (default 16, or the chunk it was trained with). */
+  chunk?: number;
+  /** ρ, the share of chunks the gate aims to update (default 0.5 = their budget 2.0). */
+  targetRate?: number;
+}
+/** One chunk: sent as progress when it is done, and in the result. */
+export interface PonderChunkInfo {
+  index: number;
+  /** Token indices [start, end). */
+  start: number;
+  end: number;
+  decision: 'UPDATE' | 'SKIP';
+  /** The first calibration chunks are UPDATE while τ is calibrated. */
+  phase: 'calibration' | 'adaptive';
+  /** The gate signal: mean over mini-batches of ttt_loss_step_0. */
+  signal: number;
+  /** τ the signal was compared with (null while calibrating); τ and the update-rate EMA after the chunk. */
+  tau: number | null;
+  tauAfter: number | null;
+  emaRate: number | null;
+  /** Mean over mini-batches of ttt_loss_step_1. */
+  finalLoss: number;
+  /** Mean next-token NLL of the chunk with the TTT branch (UPDATE) and without it (SKIP). */
+  lossUpdate: number;
+  lossSkip: number;
+}
+export interface PonderRunResult {
+  tokens: TokenInfo[];
+  chunk: number;
+  miniBatch: number;
+  targetRate: number;
+  chunks: PonderChunkInfo[];
+  /** (N) per position t, the NLL of token t + 1 (NaN where not scored): gated, always-update, never-update. */
+  nll: { gated: EncodedArray; always: EncodedArray; never: EncodedArray };
+  /** Unweighted means over chunks (their reported loss) and e^loss. */
+  loss: { gated: number; always: number; never: number };
+  ppl: { gated: number; always: number; never: number };
+  updateRate: number;
+  /** Tokens at the end that fill no mini-batch and are not scored. */
+  unscored: number;
+  /** Per token (N): tttUpdate (its chunk's decision, 1/0) and tttSignal (its chunk's signal), NaN outside chunks. */
+  signals: { tttUpdate: EncodedArray; tttSignal: EncodedArray };
+  backend: string;
+  note?: string;
+}
+/** Training a TTT layer on a frozen base, streamed like train/start; `$/cancel` stops it with a checkpoint. */
+export interface PonderTrainParams {
+  /** Files, folders or globs of text. */
+  data: string[];
+  steps: number;
+  /** The frozen base (default: the loaded model's file). */
+  base?: string;
+  baseConfig?: string | Record<string, unknown>;
+  /** Start from this TTT layer; else a new one (tttConfig sizes it: num_heads, head_dim, mini_batch_size, …). */
+  ttt?: string;
+  tttConfig?: Record<string, unknown>;
+  chunk?: number;
+  sslWeight?: number;
+  lr?: number;
+  batchSize?: number;
+  evalInterval?: number;
+  seed?: number;
+  out?: string;
+  resume?: string;
+}
+
 export interface RequestMap {
   initialize: [InitializeParams, InitializeResult, never];
   'model/load': [ModelLoadParams, ModelInfo, never];
@@ -630,6 +930,22 @@ export interface RequestMap {
   'train/stop': [{ runId?: string }, { stopped: boolean }, never];
   'train/pause': [{ runId?: string }, { paused: boolean }, never];
   'train/resume': [{ runId?: string }, { resumed: boolean }, never];
+  /** Temporal LoRA on the loaded tlora model: NLL with the router's mixture vs each adapter alone and the base alone. */
+  'tlora/losses': [TextInput & { context?: number; stride?: number }, TloraLossesResult, { done: number; total: number }];
+  /** Temporal LoRA training (adapters per domain, then the router), streamed like train/start; `$/cancel` stops it with a checkpoint. */
+  'tlora/train': [TloraTrainParams, TrainResult, TrainEvent];
+  /** Follow a run's files as they grow; ends only by `$/cancel` (answered as Cancelled). */
+  'runs/watch': [RunWatchParams, RunWatchResult, RunWatchEvent];
+  /** A checkpoint's per-head signal means on a probe text, at low priority (yields between layers). */
+  'runs/probe': [RunProbeParams, RunProbeResult, never];
+  /** An experiment grid, resumed from its state file; `$/cancel` stops after the current micro-batch. */
+  'grid/run': [GridRunParams, GridTable, GridEvent];
+  /** A built-in grid spec (the seed's autoresearch table) with `data` filled in. */
+  'grid/template': [{ name?: string; data?: string[] }, Record<string, unknown>, never];
+  /** PonderTTT on the loaded model as its base: per chunk UPDATE/SKIP, signal and τ; NLL gated vs always vs never. */
+  'ponder/run': [PonderRunParams, PonderRunResult, PonderChunkInfo];
+  /** Training a PonderTTT TTT layer with the base frozen; `$/cancel` stops it with a checkpoint. */
+  'ponder/train': [PonderTrainParams, TrainResult, TrainEvent];
   shutdown: [Record<string, never>, null, never];
 }
 export type Method = keyof RequestMap;
@@ -658,6 +974,15 @@ export interface NotificationMap {
 // Extension ⇄ webview messages
 // ---------------------------------------------------------------------------------------------
 
+/** A watched run as the monitor holds it: every event so far (points, checkpoints) and its probes. */
+export interface MonitorRunSnapshot {
+  id: string;
+  label: string;
+  path: string;
+  events: RunWatchEvent[];
+  probes: { probe: RunProbeResult; source: 'probe' | 'document' }[];
+}
+
 /** What the explorer panel draws: the analysis, assembled on the host from the engine's events. */
 export interface ExplorerData {
   documentUri: string;
@@ -674,6 +999,12 @@ export type HostToWebview =
   | { type: 'explorer/clear' }
   | { type: 'monitor/event'; event: TrainEvent }
   | { type: 'monitor/replay'; events: TrainEvent[] }
+  | { type: 'monitor/runs'; runs: MonitorRunSnapshot[]; grid: GridTable | null }
+  | { type: 'monitor/runAdded'; run: MonitorRunSnapshot }
+  | { type: 'monitor/runEvent'; runId: string; event: RunWatchEvent }
+  | { type: 'monitor/runProbe'; runId: string; probe: RunProbeResult; source: 'probe' | 'document' }
+  | { type: 'monitor/runRemoved'; runId: string }
+  | { type: 'monitor/grid'; table: GridTable }
   | { type: 'export/request'; format: 'svg' | 'png' | 'json'; requestId: number };
 
 export type WebviewToHost =
@@ -681,5 +1012,9 @@ export type WebviewToHost =
   | { type: 'explorer/selectToken'; tokenIndex: number; role: 'query' | 'key' }
   | { type: 'explorer/focus'; layer: number; head: number }
   | { type: 'monitor/command'; command: 'start' | 'stop' | 'pause' | 'resume'; runId?: string }
+  | { type: 'monitor/watch' }
+  | { type: 'monitor/removeRun'; runId: string }
+  | { type: 'monitor/analyzeCheckpoint'; path: string }
+  | { type: 'monitor/analyzeAcross'; runId: string }
   | { type: 'export/result'; requestId: number; format: 'svg' | 'png' | 'json'; data: string; error?: string }
   | { type: 'error'; message: string };

@@ -43,6 +43,10 @@ export class ExplorerPanel implements vscode.Disposable {
   ) {
     this.subs.push(
       this.keyHighlight,
+      // the editor's Next/Previous Head and Layer (Follow Cursor) move the explorer's focus too
+      decorations.onDidChangeFocus((f) => {
+        if (f.source === 'editor' && f.layer >= 0) this.post({ type: 'explorer/focus', layer: f.layer, head: Math.max(0, f.head) });
+      }),
       store.onDidChange((uri) => {
         if (uri === this.uri) this.sendData(true);
       }),

@@ -16,6 +16,11 @@ import { MonitorView, register as registerMonitor } from './monitorView';
 import { TrainingController, register as registerTraining } from './training';
 import { register as registerExport } from './export';
 import { register as registerGpu } from './gpu';
+import { register as registerWatch } from './watch';
+import { register as registerGrid } from './grid';
+import { register as registerPonder } from './ponder';
+import { register as registerTlora } from './tlora';
+import { FollowCursor, register as registerFollowCursor } from './followCursor';
 
 export interface HeadLensApi {
   engine: EngineClient;
@@ -23,6 +28,8 @@ export interface HeadLensApi {
   training: TrainingController;
   explorer: ExplorerPanel;
   decorations: TokenDecorations;
+  /** Follow Cursor: what it drew per document (renderedFor), its switches. */
+  followCursor: FollowCursor;
   /** Tokens decorated in the visible editor of `uri` (0 when none). */
   decorationCount(uri: vscode.Uri): number;
   /** Training events the monitor holds for replay. */
@@ -41,6 +48,7 @@ export function activate(ctx: vscode.ExtensionContext): HeadLensApi {
   // runs only on a click, long after both exist)
   const monitor = new MonitorView(ctx.extensionUri, (command, runId) => void training.control(command, runId));
   const training = new TrainingController(engine, monitor, vscode.Uri.joinPath(ctx.globalStorageUri, 'runs'));
+  const watch = registerWatch(ctx, engine, monitor);
 
   ctx.subscriptions.push(
     log, settings, engine, store, decorations, explorer, monitor, training,
@@ -50,9 +58,16 @@ export function activate(ctx: vscode.ExtensionContext): HeadLensApi {
     registerExplorer(explorer),
     registerMonitor(monitor),
     registerTraining(training),
+    watch,
+    registerGrid(engine, monitor, watch),
     registerExport(store, explorer, ctx.extensionPath),
     registerGpu({ extensionPath: ctx.extensionPath, modulePath: gpuModulePath }, engine, settings, ctx.globalState),
+    registerPonder(engine, monitor),
+    registerTlora(engine, store, monitor, vscode.Uri.joinPath(ctx.globalStorageUri, 'runs')),
   );
+  // after the head-code hover: VS Code shows the later provider's part first
+  const followCursor = registerFollowCursor(store, decorations, settings);
+  ctx.subscriptions.push(followCursor);
 
   return {
     engine,
@@ -60,6 +75,7 @@ export function activate(ctx: vscode.ExtensionContext): HeadLensApi {
     training,
     explorer,
     decorations,
+    followCursor,
     decorationCount: (uri) => decorations.counts.get(uri.toString()) ?? 0,
     monitorEventCount: () => monitor.eventCount,
   };

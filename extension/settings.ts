@@ -6,6 +6,7 @@
 import * as vscode from 'vscode';
 import type { BackendChoice } from '../engine/protocol';
 import type { ColorMetric } from '../engine/analysis/record';
+import { FOLLOW_AGGREGATES, FOLLOW_MODES, type FollowAggregate, type FollowMode } from './cursorAttention';
 
 export interface Settings {
   /** Checkpoint to load; empty: the embedded starter model. */
@@ -31,9 +32,21 @@ export interface Settings {
   nodePath: string;
   /** onnxruntime intra-op threads; 0: the physical cores. */
   threads: number;
+  /** Follow Cursor: the token under the cursor is the query and the others are tinted by attention. */
+  followCursor: boolean;
+  followMode: FollowMode;
+  followAggregate: FollowAggregate;
+  /** Keys underlined and listed in the hover. */
+  followTopK: number;
+  /** How the token colours are drawn. */
+  decorationStyle: DecorationStyle;
 }
 
 export const SECTION = 'headlens';
+
+/** How the token colours are drawn (decorations.ts): one hue's alpha, underlines, left borders, saturated backgrounds. */
+export type DecorationStyle = 'subtle' | 'underline' | 'border' | 'background';
+export const DECORATION_STYLES: readonly DecorationStyle[] = ['subtle', 'underline', 'border', 'background'];
 
 const BACKENDS: readonly BackendChoice[] = ['auto', 'onnx-cuda', 'onnx-webgpu', 'onnx-cpu', 'tensorflow-gpu', 'tensorflow', 'webgpu', 'wasm', 'cpu'];
 /** A metric name: a built-in or a signal of the loaded model (checked when colouring; unknown → auto). */
@@ -67,6 +80,11 @@ export function readSettings(): Settings {
     analyzeOnEdit: c.get<boolean>('analyzeOnEdit', false) === true,
     nodePath: c.get<string>('engine.nodePath', '').trim(),
     threads: integer(c.get<number>('threads'), 0, 0),
+    followCursor: c.get<boolean>('followCursor', false) === true,
+    followMode: oneOf(c.get<string>('followCursor.mode'), FOLLOW_MODES, 'attendsTo'),
+    followAggregate: oneOf(c.get<string>('followCursor.aggregate'), FOLLOW_AGGREGATES, 'head'),
+    followTopK: Math.min(50, integer(c.get<number>('followCursor.topK'), 1, 5)),
+    decorationStyle: oneOf(c.get<string>('decorationStyle'), DECORATION_STYLES, 'subtle'),
   };
 }
 

@@ -245,6 +245,30 @@ describe('headlens grid through the CLI bundle', () => {
     assert.equal(s.variants.length, 14);
   });
 
+  test('a time budget stops each run after that many training seconds and still measures it', () => {
+    const dir = path.join(tmp, 'timed');
+    fs.mkdirSync(dir, { recursive: true });
+    writeCliSpec();
+    const spec = JSON.parse(fs.readFileSync(CLI_SPEC, 'utf8')) as Record<string, unknown>;
+    const file = path.join(dir, 'timed.json');
+    fs.writeFileSync(file, JSON.stringify({ ...spec, data: [CORPUS], budget: { steps: 10_000, seconds: 0.5 }, variants: [(spec.variants as unknown[])[0]] }));
+    const r = spawnSync(process.execPath, [ENGINE_JS, 'grid', file, '--backend', 'wasm'], { encoding: 'utf8', timeout: 120_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const table = JSON.parse(fs.readFileSync(path.join(dir, 'timed.results.json'), 'utf8')) as GridTable;
+    for (const id of ['baseline', 'A']) {
+      const rows = fs.readFileSync(path.join(dir, 'timed.grid', id, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind?: string; step: number; elapsed_s?: number; val_loss?: number });
+      const steps = rows.filter((x) => x.kind === undefined);
+      assert.ok(steps.length >= 1 && steps.length < 10_000, `${id}: ${steps.length} steps`);
+      // it stops at the first step that reaches the budget: the steps before it had less
+      assert.ok(steps.slice(0, -1).reduce((a, x) => a + x.elapsed_s!, 0) < 0.5);
+      const last = rows[rows.length - 1];
+      assert.equal(last.kind, 'eval');
+      assert.equal(last.step, steps.length);
+      assert.equal(row(table, id).valLoss, last.val_loss);
+      assert.match(row(table, id).note ?? '', new RegExp(`stopped by the time budget at step ${steps.length}`));
+    }
+  });
+
   test('2 variants × 3 steps: the table lists both with their losses; killed during the last variant, it resumes with that one only', async () => {
     writeCliSpec();
     // first start: killed as soon as B has started (baseline and A finished)
@@ -284,10 +308,10 @@ describe('headlens grid through the CLI bundle', () => {
       assert.ok(line.includes(lastValLoss(path.join(out, id)).toFixed(4)), `${id}'s val loss in: ${line}`);
       assert.match(line, /\bdone\b/);
     }
-    const table = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8')) as GridTable;
+    const table = JSON.parse(fs.readFileSync(path.join(path.dirname(CLI_SPEC), 'spec.results.json'), 'utf8')) as GridTable;
     for (const id of ['A', 'B']) assert.equal(row(table, id).valLoss, lastValLoss(path.join(out, id)));
     assert.equal(row(table, 'A').params! < row(table, 'B').params!, true, 'without value embeddings A has fewer parameters');
-    assert.ok(fs.readFileSync(path.join(out, 'results.csv'), 'utf8').split('\r\n')[2].startsWith('A,no value embeddings,1,'));
+    assert.ok(fs.readFileSync(path.join(path.dirname(CLI_SPEC), 'spec.results.csv'), 'utf8').split('\r\n')[2].startsWith('A,no value embeddings,1,'));
 
     // a third start does nothing at all
     const third = spawnSync(process.execPath, [ENGINE_JS, 'grid', CLI_SPEC, '--backend', 'wasm'], { encoding: 'utf8', timeout: 60_000 });

@@ -177,6 +177,26 @@ describe('runs/watch and runs/probe through a spawned engine', () => {
     await w.cancel();
   });
 
+  test('a rotated log (renamed away, a new file in its place) and a restarted run are new segments', async () => {
+    const dir = tmpDir();
+    const log = path.join(dir, 'train.log');
+    const line = (i: number, loss: number) => `iter ${i}: loss ${loss.toFixed(4)}, time 10.00ms, mfu 1.00%\n`;
+    fs.writeFileSync(log, [0, 1, 2].map((i) => line(i, 5 - i)).join(''));
+    const w = watch({ path: log, preset: 'nanogpt' });
+    await w.until(caughtUp, 'the first read');
+    fs.renameSync(log, `${log}.1`);
+    fs.writeFileSync(log, [0, 1].map((i) => line(i, 9 - i)).join(''));
+    await w.until((ev) => ev.some((e) => e.kind === 'points' && e.segment === 1), 'the new file as segment 1');
+    const seg = w.events.find((e): e is Extract<RunWatchEvent, { kind: 'segment' }> => e.kind === 'segment')!;
+    assert.equal(seg.reason, 'replaced');
+    // the same run restarted into the same file: steps go back
+    fs.appendFileSync(log, [0, 1].map((i) => line(i, 7 - i)).join(''));
+    await w.until((ev) => ev.some((e) => e.kind === 'segment' && e.reason === 'step-back'), 'the restart');
+    const bySegment = (n: number) => w.events.flatMap((e) => (e.kind === 'points' && e.segment === n ? e.series.loss.values : []));
+    assert.deepEqual([bySegment(0), bySegment(1), bySegment(2)], [[5, 4, 3], [9, 8], [7, 6]]);
+    await w.cancel();
+  });
+
   test('a TensorBoard file cut in the middle of a record: the complete records, then the rest once written', async () => {
     const dir = tmpDir();
     const full = fs.readFileSync(path.join(RUNS, MAIN_TB));

@@ -3,8 +3,8 @@
  *   headlens grid SPEC.json [--out DIR] [--backend B] [--plan]
  *   headlens grid --template autoresearch [--data PATH…] > spec.json
  * Runs the variants one after another (resuming from SPEC.state.json: finished runs are not
- * redone), prints progress on stderr and the table on stdout, and writes results.json and
- * results.csv into the output folder. `--plan` prints the table without training. A bad spec is
+ * redone), prints progress on stderr and the table on stdout, and writes SPEC.results.json and
+ * SPEC.results.csv beside the spec. `--plan` prints the table without training. A bad spec is
  * one line naming the field, exit 2.
  */
 import { parseArgs } from './args';
@@ -45,7 +45,7 @@ export async function runGridCommand(argv: string[]): Promise<number> {
     await initBackend(tfjsChoiceOf((o.backend as string | undefined) ?? process.env.HEADLENS_BACKEND ?? 'auto'));
     const table = await runGrid(specFile, { out: o.out as string | undefined, onEvent: progressLine() });
     process.stdout.write(formatGridTable(table) + '\n');
-    process.stderr.write(`results: ${table.out}/results.json, ${table.out}/results.csv\n`);
+    process.stderr.write(`results: ${table.exports.json}, ${table.exports.csv}\n`);
     return 0;
   } catch (e) {
     return reportError(e, debug);

@@ -31,6 +31,9 @@ import { headRolesReport, runAblate, runSweep } from './interventions';
 export { readIds };
 import { runTrainCommand } from '../train/cli';
 import { runTrainBench } from '../train/bench';
+import { runTloraEval } from './tlora';
+import { runPonder } from './ponder';
+import { runGridCommand } from './grid';
 
 const USAGE = `usage: headlens <command> [options]
   info     [--model P] [--config C] [--json] [--heads]    family, config, parameter count, backend; --heads: head roles
@@ -44,6 +47,10 @@ const USAGE = `usage: headlens <command> [options]
   ablate   --model P (--text-file F | --ids IDS.json) --ablate L.H:mode[,…] [--json OUT]
                                              NLL with heads zeroed, mean-ablated or their adaptive path off
   sweep    --model P --text-file F [--mode zero|mean|adaptive-off] [--unit head|layer] [--json OUT]
+  ponder   --model BASE --ttt TTT.safetensors (--text-file F | --ids IDS.json) [--chunk 16] [--target-rate R] [--json OUT]
+                                             PonderTTT: UPDATE/SKIP per chunk, signal, τ; ppl gated vs always vs never
+                                             (ponder train --model BASE …: train the TTT layer, base frozen)
+  tlora-eval --model CKPT [--base BASE] (--text-file F | --text S) [--json OUT]   Temporal LoRA: NLL with the router's mixture vs each adapter alone and the base; dominant adapter per token
   train    see 'headlens train --help'
   serve    JSON-lines protocol on stdin/stdout (used by the VS Code extension)
   export   --model P [--config C] --out OUT.safetensors [--fp16]   weights only (e.g. from a training checkpoint)
@@ -52,6 +59,7 @@ const USAGE = `usage: headlens <command> [options]
   bench    [--runtimes onnx-cpu:1,onnx-cpu:2,wasm] [--models base,adaptive,…] [--runs N]
                                              analysis medians with full-size models, side by side
   train-bench [--backend B]                  training tokens/s (tiny and full-size)
+  grid     SPEC.json [--out DIR] [--plan] | --template autoresearch [--data PATH…]   an experiment grid (resumable)
 options: --backend auto|onnx-cuda|onnx-webgpu|onnx-cpu|tensorflow-gpu|tensorflow|webgpu|wasm|cpu
          --threads N (onnxruntime intra-op threads; 0 = the physical cores)   --tokenizer FILE
          --debug (stack traces)
@@ -93,6 +101,12 @@ export async function main(argv: string[]): Promise<number> {
         return await runAblate(rest);
       case 'sweep':
         return await runSweep(rest);
+      case 'tlora-eval':
+        return await runTloraEval(rest);
+      case 'ponder':
+        return await runPonder(rest);
+      case 'grid':
+        return await runGridCommand(rest);
       case undefined:
       case '--help':
       case '-h':

@@ -109,7 +109,7 @@ export function planGrid(spec: GridSpec, state: GridState, activeKey?: string): 
   fillDeltas(works.map((w) => w.row));
   const next = uniqueRuns(works.filter((w) => w.row.status !== 'skipped' && w.row.status !== 'waiting').flatMap((w) => w.runs).filter((r) => state.runs[r.key]?.status !== 'done'));
   const done = !next.length && works.every((w) => w.row.status !== 'waiting');
-  return { table: { name: spec.name, spec: spec.file, out: spec.out, stateFile: spec.stateFile, rows: works.map((w) => w.row), waves, notes: notesOf(spec, state, works), done }, next };
+  return { table: { name: spec.name, spec: spec.file, out: spec.out, stateFile: spec.stateFile, exports: spec.exports, rows: works.map((w) => w.row), waves, notes: notesOf(spec, state, works), done }, next };
 }
 
 /** A wave's variants: the normal ones first, then the low-priority ones, each in spec order. */

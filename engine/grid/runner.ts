@@ -3,7 +3,8 @@
  * trainer (engine/train: the same data, seed list and budget for every variant), in this process.
  * Every run writes `metrics.jsonl` (the rows `headlens train --metrics-jsonl` writes, so the monitor
  * can follow the grid's folder), `last.safetensors` and `best.safetensors` into its own folder. The
- * state file is saved before and after each run, the table and its JSON/CSV exports after each.
+ * state file is saved before and after each run, the table and its JSON/CSV exports (beside the
+ * spec) after each.
  * A time budget stops a run like autoresearch's TIME_BUDGET (training seconds, first step
  * included) and then measures it; `$/cancel` (the token) stops the current run after its
  * micro-batch and leaves it to run again on resume.
@@ -20,6 +21,7 @@ import { readGridSpec, type GridSpec } from './spec';
 import { checkVariants, planGrid, type PlannedRun } from './plan';
 import { loadState, lockGrid, saveState, type GridState, type RunOutcome, type RunRecord } from './state';
 import { gridCsv } from './table';
+import { atomicWriteFile } from '../io/safetensors';
 
 export interface GridRunOptions {
   /** Output folder over the spec's own. */
@@ -57,16 +59,15 @@ export async function runGrid(specFile: string, opts: GridRunOptions = {}): Prom
   }
 }
 
-/** The table to the caller, and results.json / results.csv into the output folder. */
+/** The table to the caller, and its JSON and CSV exports beside the spec. */
 function publish(spec: GridSpec, table: GridTable, opts: GridRunOptions): void {
   writeExports(spec, table);
   opts.onEvent?.({ kind: 'table', table });
 }
 
 export function writeExports(spec: GridSpec, table: GridTable): void {
-  fs.mkdirSync(spec.out, { recursive: true });
-  fs.writeFileSync(path.join(spec.out, 'results.json'), JSON.stringify(table, null, 1));
-  fs.writeFileSync(path.join(spec.out, 'results.csv'), gridCsv(table));
+  atomicWriteFile(spec.exports.json, JSON.stringify(table, null, 1));
+  atomicWriteFile(spec.exports.csv, gridCsv(table));
 }
 
 async function runOne(spec: GridSpec, state: GridState, run: PlannedRun, opts: GridRunOptions, index: number, total: number): Promise<void> {

@@ -72,6 +72,8 @@ export interface GridSpec {
   out: string;
   /** The state file beside the spec: finished runs, so that a resumed grid does not redo them. */
   stateFile: string;
+  /** The table's exports beside the spec (not in `out`, where a monitor follows the runs' files). */
+  exports: { json: string; csv: string };
 }
 
 export const BASELINE_ID = 'baseline';
@@ -136,6 +138,7 @@ export function parseGridSpec(raw: unknown, file: string, overrides: { out?: str
     lowPriority: o.lowPriority === undefined ? 'run' : o.lowPriority === 'run' || o.lowPriority === 'skip' ? o.lowPriority : fail('lowPriority', `expected "run" or "skip", got ${JSON.stringify(o.lowPriority)}`),
     out: path.resolve(dir, outRaw ?? `${stem}.grid`),
     stateFile: path.join(dir, `${stem}.state.json`),
+    exports: { json: path.join(dir, `${stem}.results.json`), csv: path.join(dir, `${stem}.results.csv`) },
   };
   checkDataAvoidsOutputs(spec, fail);
   return spec;
@@ -293,7 +296,7 @@ function readChoose(v: unknown, variants: GridVariant[], fail: (f: string, w: st
  * the runs would not train on the same text.
  */
 function checkDataAvoidsOutputs(spec: GridSpec, fail: (f: string, w: string) => never): void {
-  const own = [spec.file, spec.stateFile, path.join(spec.out, 'results.json')];
+  const own = [spec.file, spec.stateFile, spec.exports.csv, path.join(spec.out, '<variant>', 'metrics.jsonl')];
   spec.data.forEach((d, i) => {
     const [pattern] = splitWeight(d);
     if (/[*?[]/.test(pattern)) return; // a glob names its files itself

@@ -81,8 +81,16 @@ function snapshotOf(dir: string): string {
   throw new BadInputError(`${dir}: a hub cache entry with ${found.length} snapshots (${found.join(', ')}) and no refs/main: point to one of them, ${path.join(snapshots, '<commit>')}`);
 }
 
+/** Checkpoints a run folder holds, in the order they are preferred. */
+const RUN_CHECKPOINTS = ['best.safetensors', 'last.safetensors', 'ckpt.pt'];
+
 function weightsFileOf(snapshot: string, given: string): string {
   for (const name of HF_WEIGHT_FILES) {
+    const file = path.join(snapshot, name);
+    if (fileExists(file, given)) return file;
+  }
+  // a training run's folder: Head Lens's (best, then last checkpoint) or nanoGPT's out_dir
+  for (const name of RUN_CHECKPOINTS) {
     const file = path.join(snapshot, name);
     if (fileExists(file, given)) return file;
   }
@@ -90,7 +98,7 @@ function weightsFileOf(snapshot: string, given: string): string {
   const index = entries.find((n) => /^(model\.safetensors|pytorch_model\.bin)\.index\.json$/.test(n));
   if (index) throw new BadInputError(`${given}: the weights are sharded (${index}), which is not supported: save the model as one file (save_pretrained(…, max_shard_size="100GB"))`);
   const shown = entries.slice(0, 6).join(', ') + (entries.length > 6 ? ', …' : '');
-  throw new BadInputError(`${given}: no ${HF_WEIGHT_FILES.join(' or ')} in this folder (it holds ${shown || 'nothing'}): point to a Hugging Face model folder or to a weights file`);
+  throw new BadInputError(`${given}: no ${HF_WEIGHT_FILES.join(' or ')} in this folder (it holds ${shown || 'nothing'}): point to a Hugging Face model folder, a training run's folder or a weights file`);
 }
 
 function isFolder(p: string): boolean {

@@ -11,12 +11,13 @@ import { AGPT } from './agpt';
 import { PARAMGOLF } from './paramgolf';
 import { GPT2 } from './gpt2';
 import { AUTORESEARCH } from './autoresearch';
+import { TLORA } from './tlora';
 
 /** Built on first use: family modules import shared helpers, so no definition is read at load time. */
 let defs: FamilyDef[] | null = null;
 
 export function familyDef(family: Family): FamilyDef {
-  defs ??= [PARAMGOLF, AUTORESEARCH, GPT2, AGPT];
+  defs ??= [TLORA, PARAMGOLF, AUTORESEARCH, GPT2, AGPT];
   const def = defs.find((d) => d.families.includes(family));
   if (!def) throw new BadInputError(`family '${family}' has no model definition`);
   return def;
@@ -24,7 +25,7 @@ export function familyDef(family: Family): FamilyDef {
 
 /** The family that recognises a checkpoint's tensors (most specific first), or null. */
 export function recogniseFamily(raw: RawCheckpoint): FamilyDef | null {
-  defs ??= [PARAMGOLF, AUTORESEARCH, GPT2, AGPT];
+  defs ??= [TLORA, PARAMGOLF, AUTORESEARCH, GPT2, AGPT];
   return defs.find((d) => d.recognise(raw)) ?? null;
 }
 

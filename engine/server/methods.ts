@@ -15,6 +15,9 @@ import { evalMc, readMcFile } from '../eval/mc';
 import { compareModels } from '../eval/compare';
 import { checkAblation, controlsFor, documentNll, sweep } from '../analysis/interventions';
 import { analyseTimeline, listCheckpoints } from '../analysis/timeline';
+import { registerPonderMethods } from '../ponder/methods';
+import { registerRunMethods } from './runs';
+import { registerTloraMethods } from './tlora';
 
 function text(p: { text?: unknown }): string {
   if (typeof p.text !== 'string' || !p.text) throw new BadInputError('the request needs a non-empty `text`');
@@ -91,4 +94,9 @@ export function registerMethods(server: EngineServer, model: () => LoadedModel):
     }
     return { tokens: lm.tokenizer.tokenize(t), count };
   });
+
+  registerPonderMethods(server, model);
+
+  registerRunMethods(server);
+  registerTloraMethods(server, model);
 }

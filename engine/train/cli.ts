@@ -15,6 +15,8 @@ import { BadInputError, reportError } from '../errors';
 import { parseArgs } from '../cli/args';
 import { initBackend, tfjsChoiceOf } from '../runtime/tfjs/backend';
 import { buildRun, prepareInputs, type RunSpec } from './setup';
+import { runPonderTrain } from '../cli/ponder';
+import { runTloraTrain } from '../cli/tlora';
 
 const USAGE = `usage: headlens train [--init P] [--config C] [--family F] [--data PATH…] --steps N
   [--lr 3e-4] [--min-lr 3e-5] [--warmup 100] [--batch-size 8] [--seq-len 256] [--grad-accum 1]
@@ -22,6 +24,8 @@ const USAGE = `usage: headlens train [--init P] [--config C] [--family F] [--dat
   [--resume CKPT] [--metrics-jsonl FILE] [--overfit-batch EXPECTED.safetensors]
   [--eval-iters 5] [--probe-interval 10] [--checkpoint-interval 50] [--micro-tokens N (default 65536/width, 256…2048)] [--backend B]
   [--stop-after K]   stop as if interrupted after K steps (leaves a checkpoint to --resume from)
+  --ponder --model BASE [--ttt T] [--chunk 16]   train a PonderTTT TTT layer on a frozen base (headlens ponder --help)
+  --tlora --model BASE --adapter NAME=PATH …     Temporal LoRA: adapters per domain, then the router (headlens train --tlora --help)
 --data takes files, folders and globs; PATH@WEIGHT mixes several sources by weight.
 --steps is the total: --resume CKPT continues to it, with the saved run's options, data and --out
 unless given again (a-gpt .pt: its TrainConfig and AdamW state).`;
@@ -107,6 +111,8 @@ function progressPrinter(total: number): (e: TrainEvent) => void {
 export async function runTrainCommand(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug');
   try {
+    if (argv.includes('--ponder')) return await runPonderTrain(argv); // PonderTTT's TTT layer on a frozen base (cli/ponder.ts)
+    if (argv.includes('--tlora')) return await runTloraTrain(argv); // Temporal LoRA's adapters and router (cli/tlora.ts)
     const o = parseArgs(argv, TRAIN_ARGS, 'train');
     if (o.help) {
       process.stdout.write(USAGE + '\n');

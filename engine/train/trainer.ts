@@ -14,7 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig, TrainEvent } from '../protocol';
 import { BadInputError, CancelledError, DeviceError } from '../errors';
 import { takeDeviceErrors } from '../runtime/tfjs/webgpu';
-import type { TfModel as Model } from '../runtime/tfjs/model';
+import type { Batch, TfModel as Model } from '../runtime/tfjs/model';
 import { isDiffusion } from '../models/config';
 import { AdamW, clipGrads, globalNorm } from './adamw';
 import { cosineLr } from './schedule';
@@ -75,6 +75,17 @@ export function microTokensFor(nEmbd: number): number {
   return Math.max(256, Math.min(2048, Math.floor(65536 / nEmbd)));
 }
 
+/**
+ * What the optimizer trains when it is not the whole model: trained variables over a frozen base
+ * (PonderTTT's TTT layer). `loss` is the objective on a micro-batch (its weights sum to the
+ * micro-batch's share of the batch), `save` writes a checkpoint of the trained part.
+ */
+export interface TrainTarget {
+  params: Map<string, tf.Variable>;
+  loss(batch: Batch): tf.Scalar;
+  save(file: string, adam: AdamW, state: TrainState): Promise<void>;
+}
+
 export type BatchSource =
   | { kind: 'corpus'; sources: Source[] }
   | { kind: 'fixed'; batch: HostBatch };
@@ -104,8 +115,9 @@ export class Trainer {
     readonly runId: string,
     private readonly emit: (e: TrainEvent) => void,
     start: { step?: number; rngState?: number; bestValLoss?: number | null } = {},
+    readonly target: TrainTarget | null = null,
   ) {
-    this.adam = new AdamW(model.params, { betas: opts.betas, eps: opts.eps, weightDecay: opts.weightDecay });
+    this.adam = new AdamW(target?.params ?? model.params, { betas: opts.betas, eps: opts.eps, weightDecay: opts.weightDecay });
     this.rng = new Rng(start.rngState ?? opts.seed + 1);
     if (!opts.microTokens) this.opts = { ...opts, microTokens: microTokensFor(model.config.n_embd) };
     this.step = start.step ?? 0;
@@ -169,12 +181,13 @@ export class Trainer {
   /** Gradients of one batch, accumulated over its micro-batches and scaled by 1/gradAccum. */
   private async accumulate(b: HostBatch, acc: Map<string, tf.Tensor>, scale: number): Promise<number> {
     let loss = 0;
-    const vars = [...this.model.params.values()];
-    const names = new Map(this.model.params ? [...this.model.params].map(([n, v]) => [v.name, n]) : []);
+    const trained = this.target?.params ?? this.model.params;
+    const vars = [...trained.values()];
+    const names = new Map([...trained].map(([n, v]) => [v.name, n]));
     for (const mb of this.microBatches(b)) {
       if (this.control.stopRequested) throw new CancelledError('training stopped');
       const batch = this.tensorsOf(b, mb.rows, mb.weights);
-      const { value, grads } = tf.variableGrads(() => tf.mul(this.model.loss(batch), scale) as tf.Scalar, vars);
+      const { value, grads } = tf.variableGrads(() => tf.mul((this.target ?? this.model).loss(batch), scale) as tf.Scalar, vars);
       loss += (await value.data())[0];
       for (const [vname, g] of Object.entries(grads)) {
         const name = names.get(vname)!;
@@ -253,7 +266,7 @@ export class Trainer {
     for (const mb of this.microBatches(b)) {
       if (this.control.stopRequested) throw new CancelledError('training stopped');
       const batch = this.tensorsOf(b, mb.rows, mb.weights);
-      const l = this.model.loss(batch, { withGrad: false });
+      const l = this.target ? this.target.loss(batch) : this.model.loss(batch, { withGrad: false });
       sum += (await l.data())[0];
       tf.dispose([l, batch.inputIds, batch.targets, batch.weights, ...(batch.t ? [batch.t] : [])]);
     }
@@ -305,7 +318,8 @@ export class Trainer {
   async checkpoint(name: 'last' | 'best'): Promise<string | null> {
     if (!this.opts.out) return null;
     const file = path.join(this.opts.out, `${name}.safetensors`);
-    await saveCheckpoint(file, this.model, this.adam, this.state());
+    if (this.target) await this.target.save(file, this.adam, this.state());
+    else await saveCheckpoint(file, this.model, this.adam, this.state());
     return file;
   }
 
