@@ -174,12 +174,12 @@ export class TokenDecorations implements vscode.Disposable {
     );
   }
 
-  /** The style the colours are drawn in now. */
   /** The status-bar legend as shown (what the colours mean and their scale). */
   get legendText(): string {
     return this.legend.text;
   }
 
+  /** The style the colours are drawn in now. */
   get style(): DecorationStyle {
     return this.styleInUse;
   }
