@@ -891,6 +891,67 @@ export interface PonderRunResult {
   backend: string;
   note?: string;
 }
+/**
+ * LoRA test-time training on the loaded causal model (engine/ttt, parameter-golf #1784's eval): the
+ * document in chunks, each scored with the adapters trained on the earlier chunks, then one AdamW
+ * step on it. Every field defaults to the record's value.
+ */
+export interface TttRunParams {
+  text: string;
+  /** Predictions per chunk (48). */
+  chunk?: number;
+  /** Longest window a chunk is read in (2048, at most the model's context). */
+  evalLen?: number;
+  rank?: number;
+  alpha?: number;
+  lr?: number;
+  betas?: [number, number];
+  eps?: number;
+  weightDecay?: number;
+  /** Adapted modules (all: q, k, v, o, mlp, head). */
+  modules?: ('q' | 'k' | 'v' | 'o' | 'mlp' | 'head')[];
+  /** Start from the A the model's last run ended with (the record's warm start; default true); B always starts at 0. */
+  warmStart?: boolean;
+}
+/** ‖ΔW‖_F of the adapters after a chunk's update: per module one value per layer, and the head's (the tttDelta signal). */
+export interface TttDelta {
+  layers: Partial<Record<'q' | 'k' | 'v' | 'o' | 'mlp', number[]>>;
+  head: number | null;
+}
+/** One chunk, sent as progress when it is done and kept in the result (the explorer's chunk timeline). */
+export interface TttChunkEvent {
+  chunk: number;
+  chunks: number;
+  /** Positions [start, end) scored (position t predicts token t + 1), read in a window from windowStart. */
+  start: number;
+  end: number;
+  windowStart: number;
+  /** Every chunk but the last is trained after it is scored. */
+  trained: boolean;
+  /** Mean NLL of the chunk before its update (the score), after it (diagnostic), and by the base model. */
+  lossBefore: number;
+  lossAfter: number;
+  lossBase: number;
+  deltaFro: TttDelta;
+}
+export interface TttRunResult {
+  /** The document's tokens (a SentencePiece model's BOS first, with an empty range). */
+  tokens: TokenInfo[];
+  /** (N) per position t, the NLL of token t + 1 with TTT (scored first) and without (the base model); NaN at the end. */
+  nll: EncodedArray;
+  nllBase: EncodedArray;
+  chunks: TttChunkEvent[];
+  /** Mean scored NLL and bits per byte (SentencePiece: the record's byte table); the base model's mean NLL. */
+  val_loss: number;
+  val_bpb: number | null;
+  val_loss_base: number;
+  settings: Required<Omit<TttRunParams, 'text' | 'warmStart'>>;
+  /** Virtual layers (the length of every deltaFro.layers row). */
+  layers: number;
+  signal: SignalSpec;
+  backend: string;
+  family: Family;
+}
 /** Training a TTT layer on a frozen base, streamed like train/start; `$/cancel` stops it with a checkpoint. */
 export interface PonderTrainParams {
   /** Files, folders or globs of text. */
@@ -946,6 +1007,8 @@ export interface RequestMap {
   'ponder/run': [PonderRunParams, PonderRunResult, PonderChunkInfo];
   /** Training a PonderTTT TTT layer with the base frozen; `$/cancel` stops it with a checkpoint. */
   'ponder/train': [PonderTrainParams, TrainResult, TrainEvent];
+  /** LoRA test-time training of the text on the loaded model: one progress message per chunk; `$/cancel` between chunks. */
+  'ttt/run': [TttRunParams, TttRunResult, TttChunkEvent];
   shutdown: [Record<string, never>, null, never];
 }
 export type Method = keyof RequestMap;

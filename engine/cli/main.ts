@@ -33,6 +33,7 @@ import { runTrainCommand } from '../train/cli';
 import { runTrainBench } from '../train/bench';
 import { runTloraEval } from './tlora';
 import { runPonder } from './ponder';
+import { runTttCommand } from './ttt';
 import { runGridCommand } from './grid';
 
 const USAGE = `usage: headlens <command> [options]
@@ -50,6 +51,8 @@ const USAGE = `usage: headlens <command> [options]
   ponder   --model BASE --ttt TTT.safetensors (--text-file F | --ids IDS.json) [--chunk 16] [--target-rate R] [--json OUT]
                                              PonderTTT: UPDATE/SKIP per chunk, signal, τ; ppl gated vs always vs never
                                              (ponder train --model BASE …: train the TTT layer, base frozen)
+  ttt      --model P (--text-file F | --ids DOC.json) [--chunk 48] [--eval-len 2048] [--rank 128] [--lr 1e-4] … [--json OUT]
+                                             LoRA test-time training per chunk, scored first (parameter-golf #1784; ttt --help)
   tlora-eval --model CKPT [--base BASE] (--text-file F | --text S) [--json OUT]   Temporal LoRA: NLL with the router's mixture vs each adapter alone and the base; dominant adapter per token
   train    see 'headlens train --help'
   serve    JSON-lines protocol on stdin/stdout (used by the VS Code extension)
@@ -105,6 +108,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runTloraEval(rest);
       case 'ponder':
         return await runPonder(rest);
+      case 'ttt':
+        return await runTttCommand(rest);
       case 'grid':
         return await runGridCommand(rest);
       case undefined:

@@ -22,6 +22,7 @@ import type { ModelConfig, HyperConfig } from '../protocol';
 import type { HostTensor } from '../io/tensor';
 import type { Ops } from './ops';
 import { type FamilyDef, type ForwardInputs, type LayerOut, type ParamSpec, type Program, adaptiveOffOf, interveneHeads } from './family';
+import { type LayerModule, withAdapter } from '../ttt/adapters';
 import { F32_EPS, LN_EPS, applyRope, attention, causalMask, geluTanh, linear, mergeHeads, reluSquared, ropeTables, splitHeads } from './layers';
 import { signalsOf } from './signals';
 import { isDiffusion, headDim, agptKeys, inferConfig, mergeLayers, defaultConfig } from './config';
@@ -150,13 +151,15 @@ function causalBlock<T>(o: Ops<T>, c: ModelConfig, x: T, l: number, ctx: BlockCt
   const C = c.n_embd, H = c.n_head, hs = headDim(c);
   const h = o.layerNorm(x, P('ln_1.weight'), P('ln_1.bias'), LN_EPS);
   const qkv = linear(o, h, P('attn.c_attn.weight'), P('attn.c_attn.bias')); // (B, T, 3C): [q | k | v]
-  const part = (i: number) => splitHeads(o, o.slice(qkv, -1, i * C, (i + 1) * C), H); // (B, H, T, hs)
-  const q = applyRope(o, part(0), ctx.rope), k = applyRope(o, part(1), ctx.rope), v0 = part(2);
+  const adapt = (m: LayerModule, input: T, y: T) => withAdapter(o, ctx.inputs.adapters, l, m, input, y); // test-time adapters
+  const part = (i: number, m: LayerModule) => splitHeads(o, adapt(m, h, o.slice(qkv, -1, i * C, (i + 1) * C)), H); // (B, H, T, hs)
+  const q = applyRope(o, part(0, 'q'), ctx.rope), k = applyRope(o, part(1, 'k'), ctx.rope), v0 = part(2, 'v');
   const hy = c.hyper ? hyperForward(o, h, v0, `transformer.h.${l}.attn`, H, c.hyper, ctx.mask, adaptiveOffOf(o, ctx.inputs.controls, l)) : null;
   const att = attention(o, q, k, hy ? hy.vNew : v0, ctx.mask, 1 / Math.sqrt(hs));
-  const y = linear(o, mergeHeads(o, interveneHeads(o, att.out, ctx.inputs.controls, l)), P('attn.c_proj.weight'), P('attn.c_proj.bias'));
+  const y = adapt('o', h, linear(o, mergeHeads(o, interveneHeads(o, att.out, ctx.inputs.controls, l)), P('attn.c_proj.weight'), P('attn.c_proj.bias')));
   const x1 = o.add(x, y);
-  const m = linear(o, geluTanh(o, linear(o, o.layerNorm(x1, P('ln_2.weight'), P('ln_2.bias'), LN_EPS), P('mlp.c_fc.weight'), P('mlp.c_fc.bias'))), P('mlp.c_proj.weight'), P('mlp.c_proj.bias'));
+  const mlpIn = o.layerNorm(x1, P('ln_2.weight'), P('ln_2.bias'), LN_EPS);
+  const m = adapt('mlp', mlpIn, linear(o, geluTanh(o, linear(o, mlpIn, P('mlp.c_fc.weight'), P('mlp.c_fc.bias'))), P('mlp.c_proj.weight'), P('mlp.c_proj.bias')));
   const out = o.add(x1, m);
   return { x: out, out: layerOut(o, l, out, att.probs, hy, v0) };
 }

@@ -26,6 +26,7 @@ import type { FamilyCheckpoint, RawCheckpoint, RawConfig } from '../io/checkpoin
 import { BadInputError } from '../errors';
 import type { Ops } from './ops';
 import { type FamilyDef, type ForwardInputs, type LayerOut, type ParamSpec, type Program, adaptiveOffOf, interveneHeads } from './family';
+import { type LayerModule, withAdapter } from '../ttt/adapters';
 import { F32_EPS, applyRope, causalMask, linear, mergeHeads, reluSquared, repeatKv, ropeTables, splitHeads, toBf16 } from './layers';
 import { attentionGate, mixHeads } from './knobs';
 import { signalsOf } from './signals';
@@ -131,9 +132,10 @@ function block<T>(o: Ops<T>, c: ModelConfig, xIn: T, l: number, ctx: Ctx<T>): { 
   const x = o.add(o.mul(xIn, lambda('resid_lambdas')), o.mul(ctx.x0, lambda('x0_lambdas')));
   const n = norm(o, x);
   const off = adaptiveOffOf(o, ctx.inputs.controls, l); // (1, H, 1, 1)
-  const q = norm(o, applyRope(o, splitHeads(o, linear(o, n, P('attn.c_q.weight')), H), ctx.rope)); // (B, H, T, D)
-  const k = norm(o, applyRope(o, splitHeads(o, linear(o, n, P('attn.c_k.weight')), Hkv), ctx.rope)); // (B, Hkv, T, D)
-  let v = repeatKv(o, splitHeads(o, linear(o, n, P('attn.c_v.weight')), Hkv), H, Hkv); // (B, H, T, D)
+  const adapt = (m: LayerModule, input: T, y: T) => withAdapter(o, ctx.inputs.adapters, l, m, input, y); // test-time adapters
+  const q = norm(o, applyRope(o, splitHeads(o, adapt('q', n, linear(o, n, P('attn.c_q.weight'))), H), ctx.rope)); // (B, H, T, D)
+  const k = norm(o, applyRope(o, splitHeads(o, adapt('k', n, linear(o, n, P('attn.c_k.weight'))), Hkv), ctx.rope)); // (B, Hkv, T, D)
+  let v = repeatKv(o, splitHeads(o, adapt('v', n, linear(o, n, P('attn.c_v.weight'))), Hkv), H, Hkv); // (B, H, T, D)
   const ve = hasValueEmbedding(c, l) ? valueEmbedding(o, c, n, l, ctx.inputs.ids) : null;
   if (ve) {
     // added after the GQA repeat, so that switching the path off acts per query head
@@ -152,8 +154,9 @@ function block<T>(o: Ops<T>, c: ModelConfig, xIn: T, l: number, ctx: Ctx<T>): { 
   let y = interveneHeads(o, mix.out, ctx.inputs.controls, l); // (B, H, T, D)
   const gated = c.gate ? attentionGate(o, y, n, P('attn.attn_gate_w'), off) : null;
   if (gated) y = gated.out;
-  const x1 = o.add(x, linear(o, mergeHeads(o, y), P('attn.c_proj.weight')));
-  const x2 = o.add(x1, linear(o, reluSquared(o, linear(o, norm(o, x1), P('mlp.c_fc.weight'))), P('mlp.c_proj.weight')));
+  const x1 = o.add(x, adapt('o', n, linear(o, mergeHeads(o, y), P('attn.c_proj.weight'))));
+  const mlpIn = norm(o, x1);
+  const x2 = o.add(x1, adapt('mlp', mlpIn, linear(o, reluSquared(o, linear(o, mlpIn, P('mlp.c_fc.weight'))), P('mlp.c_proj.weight'))));
   const signals: Record<string, T> = {}, extras: Record<string, T> = {};
   if (ve?.gate) {
     signals.veGate = o.transpose(ve.gate, [0, 2, 1]); // (B, Hkv, T)

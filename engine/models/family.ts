@@ -8,6 +8,7 @@ import type { Family, ModelConfig, SignalSpec } from '../protocol';
 import type { HostTensor } from '../io/tensor';
 import type { FamilyCheckpoint, RawCheckpoint, RawConfig } from '../io/checkpoint';
 import type { Ops } from './ops';
+import type { Adapters } from '../ttt/adapters';
 
 export interface ParamSpec {
   name: string;
@@ -56,6 +57,8 @@ export interface ForwardInputs<T> {
   positions: T; // (T) int32, 0 … T−1
   t?: T; // (B) int32: the diffusion timestep
   controls?: Controls<T>;
+  /** Test-time LoRA adapters per virtual layer (ttt/adapters.ts): absent, the program is unchanged. */
+  adapters?: Adapters<T>;
 }
 
 export interface LayerOut<T> {

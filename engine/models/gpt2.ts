@@ -26,6 +26,7 @@ import { BadInputError } from '../errors';
 import { hfFolderOf, requireFolderConfig } from '../io/hf';
 import type { Ops } from './ops';
 import { type FamilyDef, type ForwardInputs, type HeadSpec, type LayerOut, type ParamSpec, type Program, adaptiveOffOf, interveneHeads } from './family';
+import { type LayerModule, withAdapter } from '../ttt/adapters';
 import { LN_EPS, attention, causalMask, geluErf, geluTanh, linear, mergeHeads, splitHeads } from './layers';
 import { attentionGate } from './knobs';
 import { signalsOf } from './signals';
@@ -106,8 +107,9 @@ export function block<T>(o: Ops<T>, c: ModelConfig, s: Settings, x: T, l: number
   const C = c.n_embd, H = c.n_head;
   const n = o.layerNorm(x, P('ln_1.weight'), Pb('ln_1.bias'), s.eps);
   const qkv = linear(o, n, P('attn.c_attn.weight'), Pb('attn.c_attn.bias')); // (B, T, 3C): [q | k | v]
-  const part = (i: number) => splitHeads(o, o.slice(qkv, -1, i * C, (i + 1) * C), H); // (B, H, T, hd)
-  const att = attention(o, part(0), part(1), part(2), mask, s.inverseLayerIdx ? s.scale / (l + 1) : s.scale);
+  const adapt = (m: LayerModule, input: T, y: T) => withAdapter(o, inputs.adapters, l, m, input, y); // test-time adapters
+  const part = (i: number, m: LayerModule) => splitHeads(o, adapt(m, n, o.slice(qkv, -1, i * C, (i + 1) * C)), H); // (B, H, T, hd)
+  const att = attention(o, part(0, 'q'), part(1, 'k'), part(2, 'v'), mask, s.inverseLayerIdx ? s.scale / (l + 1) : s.scale);
   let y = interveneHeads(o, att.out, inputs.controls, l);
   const signals: Record<string, T> = {}, extras: Record<string, T> = {};
   if (s.gate) {
@@ -116,10 +118,11 @@ export function block<T>(o: Ops<T>, c: ModelConfig, s: Settings, x: T, l: number
     signals.gate = g.gate;
     extras[`gate.${l}`] = g.gateByToken;
   }
-  const x1 = o.add(x, linear(o, mergeHeads(o, y), P('attn.c_proj.weight'), Pb('attn.c_proj.bias')));
-  const fc = linear(o, o.layerNorm(x1, P('ln_2.weight'), Pb('ln_2.bias'), s.eps), P('mlp.c_fc.weight'), Pb('mlp.c_fc.bias'));
+  const x1 = o.add(x, adapt('o', n, linear(o, mergeHeads(o, y), P('attn.c_proj.weight'), Pb('attn.c_proj.bias'))));
+  const mlpIn = o.layerNorm(x1, P('ln_2.weight'), Pb('ln_2.bias'), s.eps);
+  const fc = linear(o, mlpIn, P('mlp.c_fc.weight'), Pb('mlp.c_fc.bias'));
   const act = s.activation === 'gelu' ? geluErf(o, fc) : geluTanh(o, fc);
-  const hidden = o.add(x1, linear(o, act, P('mlp.c_proj.weight'), Pb('mlp.c_proj.bias')));
+  const hidden = o.add(x1, adapt('mlp', mlpIn, linear(o, act, P('mlp.c_proj.weight'), Pb('mlp.c_proj.bias'))));
   return { x: hidden, out: { attn: att.probs, hidden, signals, ...(s.gate ? { extras } : {}) } };
 }
 

@@ -27,9 +27,10 @@
  * then Wv), `mlp_up_bank` [L,4C,C], `mlp_down_bank` [L,C,4C] are declared `linearBank`, so every
  * runtime holds each matrix transposed and a sliced row is a ready [in, out] operand.
  *
- * Each virtual layer is one program step (`VirtualLayer`: its block, part, kind, skip, XSA). Every
- * projection of a step (q, k, v, o, MLP) goes through `project()`, and the head reads final():
- * the per-virtual-layer LoRA of the record's test-time training (§2) adds its deltas there.
+ * Each virtual layer is one program step (`VirtualLayer`: its block, part, kind, skip, XSA). The
+ * per-virtual-layer LoRA of the record's test-time training (§2.3, `_block_with_lora`) adds its
+ * deltas where theirs do (ttt/adapters.ts withAdapter): q, k, v before the QK-norm, o after Wout
+ * (reading n), the MLP's after its projection (reading the MLP input); the head's is ttt's.
  */
 import type { Family, ModelConfig, ParamgolfConfig } from '../protocol';
 import type { HostTensor } from '../io/tensor';
@@ -41,6 +42,7 @@ import { F32_EPS, applyRope, attention, causalMask, leakyReluSquared, linear, me
 import { signalsOf } from './signals';
 import { mergeLayers, type ConfigSource, type ConfigSources } from './config';
 import { makeRng, normalSampler } from './init';
+import { type LayerModule, withAdapter } from '../ttt/adapters';
 
 // ---------------------------------------------------------------------------------------------
 // Config: their Hyperparameters field names
@@ -279,7 +281,7 @@ function blockWeights<T>(o: Ops<T>, c: ModelConfig, i: number): BlockWeights<T> 
   return { q: row('qo_bank', i), o: row('qo_bank', L + i), k: row('kv_bank', i), v: row('kv_bank', L + i), up: row('mlp_up_bank', i), down: row('mlp_down_bank', i) };
 }
 
-/** A projection of one virtual layer (where a per-layer adapter's delta would be added). */
+/** A projection of one virtual layer (its test-time adapter, when there is one, is added by the caller: withAdapter). */
 function project<T>(o: Ops<T>, x: T, w: T): T {
   return linear(o, x, w);
 }
@@ -310,9 +312,11 @@ interface AttnOut<T> {
 /** CausalSelfAttention.forward on n (B, T, C), the normed, ln-scaled block input. */
 function attend<T>(o: Ops<T>, ctx: StepCtx<T>, n: T, w: BlockWeights<T>, layer: VirtualLayer): AttnOut<T> {
   const { c, pg } = ctx, H = c.n_head, Hkv = pg.num_kv_heads, hd = c.n_embd / H, i = layer.physical;
-  const q = splitHeads(o, project(o, n, w.q), H); // (B, H, T, hd)
-  const k = splitHeads(o, project(o, n, w.k), Hkv); // (B, Hkv, T, hd)
-  const v = repeatKv(o, splitHeads(o, project(o, n, w.v), Hkv), H, Hkv); // (B, H, T, hd)
+  // a test-time adapter reads n and adds before the QK-norm (and feeds XSA through v)
+  const adapt = (m: LayerModule, y: T) => withAdapter(o, ctx.inputs.adapters, layer.virtual, m, n, y);
+  const q = splitHeads(o, adapt('q', project(o, n, w.q)), H); // (B, H, T, hd)
+  const k = splitHeads(o, adapt('k', project(o, n, w.k)), Hkv); // (B, Hkv, T, hd)
+  const v = repeatKv(o, splitHeads(o, adapt('v', project(o, n, w.v)), Hkv), H, Hkv); // (B, H, T, hd)
   // QK-norm before RoPE, then the per-head gain on q
   const qGain = o.reshape(o.param(`blocks.${i}.attn.q_gain`), [1, -1, 1, 1]);
   const qr = o.mul(applyRope(o, o.rmsNorm(q, F32_EPS), ctx.rope), qGain);
@@ -327,7 +331,7 @@ function attend<T>(o: Ops<T>, ctx: StepCtx<T>, n: T, w: BlockWeights<T>, layer: 
     y = o.mul(y, off ? o.add(o.mul(g, o.sub(1, off)), off) : g);
   }
   y = interveneHeads(o, y, ctx.inputs.controls, layer.virtual);
-  return { out: project(o, mergeHeads(o, y), w.o), probs: att.probs, gate };
+  return { out: adapt('o', project(o, mergeHeads(o, y), w.o)), probs: att.probs, gate }; // o's adapter reads n, not y
 }
 
 /** XSA: y − (y·v̂)v̂ per head and token, v̂ = v / max(‖v‖, 1e-12) (F.normalize). */
@@ -336,9 +340,9 @@ function withoutSelfValue<T>(o: Ops<T>, y: T, v: T): T {
   return o.sub(y, o.mul(o.sum(o.mul(y, vn), -1, true), vn));
 }
 
-/** MLP.forward: leaky_relu(n Wfc, 0.5)² Wproj. */
-function mlp<T>(o: Ops<T>, n: T, w: BlockWeights<T>): T {
-  return project(o, leakyReluSquared(o, project(o, n, w.up), 0.5), w.down);
+/** MLP.forward: leaky_relu(n Wfc, 0.5)² Wproj, plus the layer's mlp adapter on n (before mlp_scale). */
+function mlp<T>(o: Ops<T>, ctx: StepCtx<T>, n: T, w: BlockWeights<T>, layer: VirtualLayer): T {
+  return withAdapter(o, ctx.inputs.adapters, layer.virtual, 'mlp', n, project(o, leakyReluSquared(o, project(o, n, w.up), 0.5), w.down));
 }
 
 interface BlockResult<T> {
@@ -353,7 +357,7 @@ function sequentialBlock<T>(o: Ops<T>, ctx: StepCtx<T>, x: T, x0: T, layer: Virt
   const xIn = o.add(o.mul(rowOf(o, mix, 0), x), o.mul(rowOf(o, mix, 1), x0));
   const a = attend(o, ctx, normed(o, xIn, layer.lnScaleFactor), w, layer);
   const x1 = o.add(xIn, o.mul(P('attn_scale'), a.out)); // the residual base is the mixed stream
-  const m = mlp(o, normed(o, x1, layer.lnScaleFactor), w);
+  const m = mlp(o, ctx, normed(o, x1, layer.lnScaleFactor), w, layer);
   return { x: o.add(x1, o.mul(P('mlp_scale'), m)), attn: a, mlpOut: m };
 }
 
@@ -363,7 +367,7 @@ function parallelBlock<T>(o: Ops<T>, ctx: StepCtx<T>, lane0: T, lane1: T, x0: T,
   const mix = P('resid_mix');
   const attnRead = o.add(o.mul(rowOf(o, mix, 0), lane0), o.mul(rowOf(o, mix, 1), x0));
   const a = attend(o, ctx, normed(o, attnRead, layer.lnScaleFactor), w, layer);
-  const m = mlp(o, normed(o, lane1, layer.lnScaleFactor), w);
+  const m = mlp(o, ctx, normed(o, lane1, layer.lnScaleFactor), w, layer);
   const A = o.mul(P('attn_scale'), a.out), M = o.mul(P('mlp_scale'), m);
   const resid = o.param('parallel_resid_lambdas'), post = o.param('parallel_post_lambdas'); // (L, 2), (L, 2, 2)
   // post[i, 0] routes the attention output, post[i, 1] the MLP's; [·, j] feeds lane j

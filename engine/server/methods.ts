@@ -18,6 +18,7 @@ import { analyseTimeline, listCheckpoints } from '../analysis/timeline';
 import { registerPonderMethods } from '../ponder/methods';
 import { registerRunMethods } from './runs';
 import { registerTloraMethods } from './tlora';
+import { registerTttMethods } from '../ttt/methods';
 
 function text(p: { text?: unknown }): string {
   if (typeof p.text !== 'string' || !p.text) throw new BadInputError('the request needs a non-empty `text`');
@@ -99,4 +100,5 @@ export function registerMethods(server: EngineServer, model: () => LoadedModel):
 
   registerRunMethods(server);
   registerTloraMethods(server, model);
+  registerTttMethods(server, model);
 }
