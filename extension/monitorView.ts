@@ -32,6 +32,8 @@ export class MonitorView implements vscode.WebviewViewProvider, vscode.Disposabl
   private readonly events: TrainEvent[] = [];
   private readonly runs = new Map<string, HeldRun>();
   private grid: GridTable | null = null;
+  /** Runs in progress by their status records (any method's: train/start, PonderTTT, Temporal LoRA). */
+  private readonly live = new Set<string>();
   private viewSubs: vscode.Disposable[] = [];
   /** The watch controller's handler of the page's run buttons. */
   onAction: ((m: MonitorAction) => void) | null = null;
@@ -66,6 +68,10 @@ export class MonitorView implements vscode.WebviewViewProvider, vscode.Disposabl
 
   /** A training event: kept for replay and drawn now if the view is up. */
   add(e: TrainEvent): void {
+    if (e.kind === 'status') {
+      if (e.state === 'stopped' || e.state === 'finished' || e.state === 'failed') this.live.delete(e.runId);
+      else this.live.add(e.runId);
+    }
     this.events.push(e);
     if (this.events.length > MAX_EVENTS) this.events.splice(0, this.events.length - MAX_EVENTS);
     this.post({ type: 'monitor/event', event: e });
@@ -133,6 +139,11 @@ export class MonitorView implements vscode.WebviewViewProvider, vscode.Disposabl
     } else if (m.type === 'monitor/watch' || m.type === 'monitor/removeRun' || m.type === 'monitor/analyzeCheckpoint' || m.type === 'monitor/analyzeAcross') {
       this.onAction?.(m);
     } else if (m.type === 'error') void vscode.window.showErrorMessage(`Head Lens: the training monitor failed: ${m.message}`);
+  }
+
+  /** The latest run in progress, by the status records seen. */
+  get latestLiveRun(): string | undefined {
+    return [...this.live].pop();
   }
 
   private post(m: HostToWebview): void {

@@ -9,7 +9,7 @@
  */
 import * as vscode from 'vscode';
 import * as path from 'node:path';
-import type { PonderChunkInfo, PonderRunResult, TrainResult } from '../engine/protocol';
+import type { PonderChunkInfo, PonderRunResult, PonderTrainParams, TrainResult } from '../engine/protocol';
 import { decodeArray } from '../engine/codec';
 import { Command } from './commands';
 import { describeError, type EngineClient } from './engineClient';
@@ -193,31 +193,31 @@ export class PonderController implements vscode.Disposable {
     return new vscode.Hover(md, new vscode.Range(doc.positionAt(tok.start), doc.positionAt(tok.end)));
   }
 
-  /** Train PonderTTT Layer…: workspace text, steps; the base is the loaded model; curves in the monitor. */
-  async train(): Promise<TrainResult | undefined> {
+  /**
+   * Train PonderTTT Layer…: workspace text, steps; the base is the loaded model; curves in the monitor.
+   * `given` (a command argument) skips the pickers: the request's fields but the base.
+   */
+  async train(given?: Omit<PonderTrainParams, 'base'>): Promise<TrainResult | undefined> {
     if (this.training) return void vscode.window.showInformationMessage('Head Lens: a PonderTTT training run is already active (cancel it from its notification).');
-    const roots = vscode.workspace.workspaceFolders ?? [];
-    const data = await vscode.window.showOpenDialog({ title: 'Head Lens: text to train the TTT layer on', canSelectMany: true, canSelectFolders: true, canSelectFiles: true, defaultUri: roots[0]?.uri });
-    if (!data?.length) return undefined;
-    const stepsText = await vscode.window.showInputBox({ title: 'Training steps', value: '200', validateInput: (v) => (/^[1-9]\d*$/.test(v.trim()) ? undefined : 'a whole number of steps, at least 1') });
-    if (!stepsText) return undefined;
-    const known = (vscode.workspace.getConfiguration('headlens').get<string>(SETTING) ?? '').trim();
-    const from = await vscode.window.showQuickPick([{ label: 'A new TTT layer', ttt: '' }, ...(known ? [{ label: `Continue from ${path.basename(known)}`, description: known, ttt: known }] : [])], { title: 'Start from' });
-    if (!from) return undefined;
+    const params = given ?? (await this.pickTraining());
+    if (!params) return undefined;
     const cts = (this.training = new vscode.CancellationTokenSource());
     void vscode.commands.executeCommand(`${MonitorView.viewId}.focus`);
     try {
       const model = await this.engine.ensureModel(cts.token);
       const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'Head Lens: training the PonderTTT layer', cancellable: true }, (progress, token) => {
         token.onCancellationRequested(() => cts.cancel());
-        return this.engine.request('ponder/train', { data: data.map((u) => u.fsPath), steps: Number(stepsText.trim()), base: model.path, ttt: from.ttt || undefined }, cts.token, (e) => {
+        return this.engine.request('ponder/train', { ...params, base: model.path }, cts.token, (e) => {
           if (e.kind === 'step') progress.report({ message: `step ${e.step + 1}, loss ${e.loss.toFixed(3)}` });
           this.monitor.add(e);
         });
       });
       if (result.checkpoint) {
-        const use = await vscode.window.showInformationMessage(`Head Lens: the TTT layer trained for ${result.steps} steps: ${result.checkpoint}`, 'Use for PonderTTT');
-        if (use) await vscode.workspace.getConfiguration('headlens').update(SETTING, result.checkpoint, vscode.workspace.workspaceFolders && vscode.workspace.isTrusted ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global);
+        const file = result.checkpoint;
+        // not awaited: the command resolves with the result while the offer waits for the user
+        void vscode.window.showInformationMessage(`Head Lens: the TTT layer ${result.stoppedEarly ? 'stopped' : 'trained'} after ${result.steps} steps: ${file}`, 'Use for PonderTTT').then((use) => {
+          if (use) void vscode.workspace.getConfiguration('headlens').update(SETTING, file, vscode.workspace.workspaceFolders && vscode.workspace.isTrusted ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global);
+        });
       }
       return result;
     } catch (e) {
@@ -228,6 +228,19 @@ export class PonderController implements vscode.Disposable {
       cts.dispose();
       this.training = null;
     }
+  }
+
+  /** The pickers of Train PonderTTT Layer…; undefined when the user backs out. */
+  private async pickTraining(): Promise<Omit<PonderTrainParams, 'base'> | undefined> {
+    const roots = vscode.workspace.workspaceFolders ?? [];
+    const data = await vscode.window.showOpenDialog({ title: 'Head Lens: text to train the TTT layer on', canSelectMany: true, canSelectFolders: true, canSelectFiles: true, defaultUri: roots[0]?.uri });
+    if (!data?.length) return undefined;
+    const stepsText = await vscode.window.showInputBox({ title: 'Training steps', value: '200', validateInput: (v) => (/^[1-9]\d*$/.test(v.trim()) ? undefined : 'a whole number of steps, at least 1') });
+    if (!stepsText) return undefined;
+    const known = (vscode.workspace.getConfiguration('headlens').get<string>(SETTING) ?? '').trim();
+    const from = await vscode.window.showQuickPick([{ label: 'A new TTT layer', ttt: '' }, ...(known ? [{ label: `Continue from ${path.basename(known)}`, description: known, ttt: known }] : [])], { title: 'Start from' });
+    if (!from) return undefined;
+    return { data: data.map((u) => u.fsPath), steps: Number(stepsText.trim()), ttt: from.ttt || undefined };
   }
 
   dispose(): void {
@@ -245,7 +258,7 @@ export function register(engine: EngineClient, monitor: MonitorView): vscode.Dis
   const d = vscode.Disposable.from(
     ponder,
     vscode.commands.registerCommand(Command.AnalyzePonder, (uri?: vscode.Uri, ttt?: string) => ponder.analyze(uri instanceof vscode.Uri ? uri : undefined, typeof ttt === 'string' ? ttt : undefined)),
-    vscode.commands.registerCommand(Command.TrainPonder, () => ponder.train()),
+    vscode.commands.registerCommand(Command.TrainPonder, (given?: Omit<PonderTrainParams, 'base'>) => ponder.train(given && typeof given === 'object' && Array.isArray(given.data) ? given : undefined)),
     vscode.languages.registerHoverProvider({ scheme: '*' }, { provideHover: (doc, pos) => ponder.hover(doc, pos) }),
   );
   return Object.assign(d, { ponder });

@@ -120,13 +120,15 @@ async function trainTlora(engine: EngineClient, monitor: MonitorView, runsDir: v
   const out = vscode.Uri.joinPath(runsDir, `tlora-${new Date().toISOString().replace(/[:.]/g, '-')}`).fsPath;
   const params: TloraTrainParams = { base: base[0].fsPath, adapters, steps: Number(stepsText.trim()), out };
   void vscode.commands.executeCommand(`${MonitorView.viewId}.focus`); // show the curves
+  const cts = new vscode.CancellationTokenSource();
   try {
-    const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'Head Lens: Temporal LoRA training', cancellable: true }, (progress, token) =>
-      engine.request('tlora/train', params, token, (e) => {
+    const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'Head Lens: Temporal LoRA training', cancellable: true }, (progress, token) => {
+      token.onCancellationRequested(() => cts.cancel());
+      return engine.request('tlora/train', params, cts.token, (e) => {
         if (e.kind === 'status' && e.message) progress.report({ message: e.message });
         monitor.add(e);
-      }),
-    );
+      });
+    });
     const pick = await vscode.window.showInformationMessage(`Head Lens: Temporal LoRA ${result.stoppedEarly ? 'stopped' : 'trained'} after ${result.steps} steps: ${result.checkpoint}`, 'Load Checkpoint');
     if (pick && result.checkpoint) await vscode.commands.executeCommand(Command.LoadModel, result.checkpoint);
     return result;
@@ -135,6 +137,8 @@ async function trainTlora(engine: EngineClient, monitor: MonitorView, runsDir: v
     if (msg) void vscode.window.showErrorMessage(`Head Lens: Temporal LoRA training failed: ${msg}`);
     else void vscode.window.showInformationMessage(`Head Lens: Temporal LoRA training stopped; what it trained is in ${out}.`);
     return undefined;
+  } finally {
+    cts.dispose();
   }
 }
 

@@ -93,15 +93,17 @@ export class TrainingController implements vscode.Disposable {
     }
   }
 
-  /** Stop, pause or resume the active run (the monitor's buttons and Stop Training). */
+  /** Stop, pause or resume a run (the monitor's buttons and Stop Training): train/start's or any that streams into the monitor. */
   async control(command: 'stop' | 'pause' | 'resume', runId?: string): Promise<void> {
-    if (!this.active) {
+    // this controller's run, else the latest the monitor saw (PonderTTT's or Temporal LoRA's training)
+    const target = runId ?? this.runId ?? this.monitor.latestLiveRun;
+    if (!target && !this.active) {
       if (command === 'stop') void vscode.window.showInformationMessage('Head Lens: no training run is active.');
       return;
     }
     const method = command === 'stop' ? 'train/stop' : command === 'pause' ? 'train/pause' : 'train/resume';
     try {
-      await this.engine.request(method, { runId: runId ?? this.runId ?? undefined });
+      await this.engine.request(method, { runId: target });
     } catch (e) {
       const msg = describeError(e);
       if (msg) void vscode.window.showErrorMessage(`Head Lens: ${command} failed: ${msg}`);

@@ -15,6 +15,7 @@ import { readGivenConfig } from '../io/checkpoint';
 import type { LoadedModel } from '../runtime/loaded';
 import { currentRuntime, initRuntime } from '../runtime/select';
 import { currentBackend, initBackend } from '../runtime/tfjs/backend';
+import { trackRun } from '../train/session';
 import { readTttCheckpoint, type TttCheckpoint } from './checkpoint';
 import { createPonderEngine, encodeResult, ponderDocument, trainedChunk, type PonderEngine } from './run';
 import { buildPonderRun, preparePonderTraining } from './train';
@@ -78,12 +79,14 @@ export function registerPonderMethods(server: EngineServer, model: () => LoadedM
       const stopOnCancel = setInterval(() => {
         if (ctx.token.cancelled) run.trainer.control.stopRequested = true;
       }, 50);
+      const untrack = trackRun(runId, run.trainer.control); // train/stop, pause and resume reach it
       try {
         const result = await run.trainer.run();
         ctx.progress({ kind: 'status', runId, state: result.stopped ? 'stopped' : 'finished', checkpoint: result.checkpoint ?? undefined, step: run.trainer.step, totalSteps: p.steps, family: inputs.base.config.family });
         return { runId, steps: run.trainer.step, finalLoss: run.trainer.lastLoss, bestValLoss: run.trainer.bestValLoss, checkpoint: result.checkpoint, stoppedEarly: result.stopped };
       } finally {
         clearInterval(stopOnCancel);
+        untrack();
         run.dispose();
       }
     } catch (e) {

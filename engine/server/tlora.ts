@@ -11,6 +11,7 @@ import { BadInputError } from '../errors';
 import type { LoadedModel } from '../runtime/loaded';
 import { currentRuntime, initRuntime } from '../runtime/select';
 import { currentBackend, initBackend } from '../runtime/tfjs/backend';
+import { trackRun } from '../train/session';
 import { tloraLosses } from '../eval/tlora';
 import { buildTloraRun, prepareTloraInputs, type TloraRunSpec } from '../train/tlora';
 
@@ -53,12 +54,14 @@ export function registerTloraMethods(server: EngineServer, model: () => LoadedMo
       const stopOnCancel = setInterval(() => {
         if (ctx.token.cancelled) run.trainer.control.stopRequested = true;
       }, 50);
+      const untrack = trackRun(runId, run.trainer.control); // train/stop, pause and resume reach it
       try {
         const r = await run.trainer.run();
         ctx.progress({ kind: 'status', runId, state: r.stopped ? 'stopped' : 'finished', checkpoint: r.files?.pt, step: run.trainer.step, totalSteps: run.trainer.totalSteps, family: 'tlora' });
         return run.trainer.result(r);
       } finally {
         clearInterval(stopOnCancel);
+        untrack();
         run.dispose();
       }
     } catch (e) {

@@ -1,17 +1,29 @@
 /**
  * Training over the protocol: `train/start` streams step/eval/probe/status records as `$/progress`
  * and resolves when the run ends; `train/stop` (prompt: within one micro-batch, leaves a
- * checkpoint), `train/pause`, `train/resume`. One run at a time per engine.
+ * checkpoint), `train/pause`, `train/resume`. One train/start run at a time per engine; the
+ * controls also reach the runs other methods train through the shared trainer (PonderTTT's layer,
+ * Temporal LoRA), which join through `trackRun`.
  */
 import type { EngineServer } from '../server/server';
 import { ErrorCode, type TrainParams, type TrainResult } from '../protocol';
 import { BadInputError } from '../errors';
 import { currentBackend, initBackend } from '../runtime/tfjs/backend';
 import { buildRun, prepareInputs, type PreparedRun } from './setup';
+import type { TrainerControl } from './trainer';
 
 let active: { runId: string; run: PreparedRun } | null = null;
 let starting: string | null = null;
 let counter = 0;
+
+/** Every run in progress by id, in start order (train/start's and those that joined). */
+const runs = new Map<string, TrainerControl>();
+
+/** A run the controls reach until the returned function is called (when it ends). */
+export function trackRun(runId: string, control: TrainerControl): () => void {
+  runs.set(runId, control);
+  return () => void runs.delete(runId);
+}
 
 function stateError(message: string): Error {
   const e = new Error(message) as Error & { code: number };
@@ -19,9 +31,11 @@ function stateError(message: string): Error {
   return e;
 }
 
-function find(runId?: string): PreparedRun {
-  if (!active || (runId && runId !== active.runId)) throw stateError(runId ? `no training run '${runId}' is active` : 'no training run is active');
-  return active.run;
+/** The run named, or without a name the latest one. */
+function find(runId?: string): TrainerControl {
+  const control = runId ? runs.get(runId) : [...runs.values()].pop();
+  if (!control) throw stateError(runId ? `no training run '${runId}' is active` : 'no training run is active');
+  return control;
 }
 
 function specOf(p: TrainParams) {
@@ -72,6 +86,7 @@ export function registerTrainingHandlers(server: EngineServer): void {
       starting = null;
     }
     active = { runId, run };
+    const untrack = trackRun(runId, run.trainer.control);
     const stopOnCancel = setInterval(() => {
       if (ctx.token.cancelled) run.trainer.control.stopRequested = true;
     }, 50);
@@ -93,21 +108,22 @@ export function registerTrainingHandlers(server: EngineServer): void {
       throw e;
     } finally {
       clearInterval(stopOnCancel);
+      untrack();
       run.dispose();
       active = null;
     }
   });
   server.on('train/stop', async (p) => {
-    if (!active) return { stopped: false };
-    find(p.runId).trainer.control.stopRequested = true;
+    if (!runs.size) return { stopped: false };
+    find(p.runId).stopRequested = true;
     return { stopped: true };
   });
   server.on('train/pause', async (p) => {
-    find(p.runId).trainer.control.paused = true;
+    find(p.runId).paused = true;
     return { paused: true };
   });
   server.on('train/resume', async (p) => {
-    find(p.runId).trainer.control.paused = false;
+    find(p.runId).paused = false;
     return { resumed: true };
   });
 }

@@ -9,8 +9,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { HeadLensApi } from '../../extension/extension';
-import type { PonderRunResult } from '../../engine/protocol';
-import { headLens, hoverText, openSample } from './util';
+import type { PonderRunResult, TrainResult } from '../../engine/protocol';
+import { headLens, hoverText, openSample, until } from './util';
 
 let api: HeadLensApi;
 let ttt: string;
@@ -51,5 +51,22 @@ suite('PonderTTT', () => {
     await editor.edit((e) => e.insert(new vscode.Position(0, 0), '# edited\n'));
     assert.doesNotMatch(await hoverText(doc.uri, pos), /PonderTTT/);
     await vscode.commands.executeCommand('undo');
+  });
+
+  test('Stop Training (the monitor\'s Stop) ends a PonderTTT training run early with a checkpoint', async () => {
+    const folder = vscode.workspace.workspaceFolders![0].uri.fsPath;
+    const before = api.monitorEventCount();
+    const run = vscode.commands.executeCommand<TrainResult | undefined>('headlens.trainPonder', {
+      data: [path.join(folder, 'sample.py')], steps: 10_000, tttConfig: { num_heads: 2, head_dim: 16, mini_batch_size: 4 }, chunk: 16, batchSize: 2,
+      out: fs.mkdtempSync(path.join(os.tmpdir(), 'headlens-ponder-stop-')),
+    });
+    await until(() => api.monitorEventCount() > before + 3, 'the PonderTTT run to stream steps into the monitor');
+    assert.equal(api.training.active, false, 'train/start knows nothing of this run');
+    await vscode.commands.executeCommand('headlens.stopTraining');
+    const result = await run;
+    assert.ok(result, 'the stopped run failed');
+    assert.equal(result.stoppedEarly, true);
+    assert.ok(result.steps < 10_000);
+    assert.ok(result.checkpoint && fs.existsSync(result.checkpoint), 'a stopped run keeps its TTT layer');
   });
 });
