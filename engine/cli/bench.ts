@@ -8,6 +8,7 @@ import type { Family, ModelConfig } from '../protocol';
 import { BadInputError } from '../errors';
 import { familyDef } from '../models/registry';
 import { analyzeText } from '../analysis/analyze';
+import { sweep } from '../analysis/interventions';
 import { GPT2_TOKENIZER, modelInfo, type LoadedModel, type TextTokenizer } from '../runtime/loaded';
 import { chooseOrt, type OrtRequest } from '../runtime/onnx/ort';
 import { OrtRunner } from '../runtime/onnx/runner';
@@ -60,6 +61,19 @@ async function timeAnalysis(lm: LoadedModel, text: string, window: number, audit
   return median(times);
 }
 
+/** One ablation sweep: every head in turn under `mode`, the whole window scored per head (and once without). */
+async function timeSweep(lm: LoadedModel, text: string, mode: 'zero' | 'adaptive-off', runs: number): Promise<number> {
+  const ids = Int32Array.from(lm.tokenizer.tokenize(text).map((t) => t.id));
+  const times: number[] = [];
+  for (let i = 0; i < Math.min(runs, 3) + 1; i++) {
+    const t0 = performance.now();
+    const gen = sweep(lm, ids, mode, 'head');
+    for (;;) if ((await gen.next()).done) break;
+    if (i > 0) times.push(performance.now() - t0);
+  }
+  return median(times);
+}
+
 /** A runner for one column: `onnx-cpu:2` (threads), `onnx-webgpu`, `wasm`, `cpu`. */
 async function runnerFor(spec: string, config: ModelConfig, weights: Map<string, HostTensor>): Promise<InferenceRuntime | string> {
   const [name, threads] = spec.split(':');
@@ -103,31 +117,34 @@ export async function runBench(argv: string[]): Promise<number> {
   const runtimes = ((opts.runtimes as string | undefined) ?? (opts.backend as string | undefined) ?? 'onnx-cpu:1,onnx-cpu:2,wasm').split(',');
   for (const m of models) if (!BENCH_CONFIGS[m]) throw new BadInputError(`bench: unknown model '${m}' (use ${Object.keys(BENCH_CONFIGS).join(', ')})`);
   process.stdout.write(`analysis of one window, full-size models with seeded random weights; median of ${runs} runs, ms\n`);
-  process.stdout.write(`${'model'.padEnd(22)}${'tokens'.padStart(7)}${runtimes.map((r) => r.padStart(14)).join('')}\n`);
+  process.stdout.write(`${'model'.padEnd(32)}${'tokens'.padStart(7)}${runtimes.map((r) => r.padStart(14)).join('')}\n`);
   for (const m of models) {
     const { family, config: partial, tokens } = BENCH_CONFIGS[m];
     const config = familyDef(family).defaults(family, partial);
     const weights = familyDef(family).init(config, 1);
     const text = benchText(tokens);
     const rows: Record<string, string[]> = { analysis: [], '+ audit 4': [] };
+    // the sweep of every head (issue: all 16 heads of the full-size adaptive model on one window)
+    const sweeps = family === 'adaptive' ? (['adaptive-off', 'zero'] as const) : [];
+    for (const mode of sweeps) rows[`sweep ${config.n_layer * config.n_head} ${mode}`] = [];
     const tokenizer = benchTokenizer(config.vocab_size);
     const info = modelInfo({ path: 'bench', config, sources: {}, weights }, tokenizer.info);
     for (const spec of runtimes) {
       const runner = await runnerFor(spec, config, weights);
       if (typeof runner === 'string') {
-        rows.analysis.push('—');
-        rows['+ audit 4'].push('—');
+        for (const cells of Object.values(rows)) cells.push('—');
         process.stderr.write(`${spec}: ${runner}\n`);
         continue;
       }
       const lm: LoadedModel = { info, config, weights, tokenizer, runner, dispose: () => runner.dispose() };
       rows.analysis.push((await timeAnalysis(lm, text, tokens, 0, runs)).toFixed(0));
       rows['+ audit 4'].push(info.futureLeak ? (await timeAnalysis(lm, text, tokens, 4, runs)).toFixed(0) : '—');
+      for (const mode of sweeps) rows[`sweep ${config.n_layer * config.n_head} ${mode}`].push((await timeSweep(lm, text, mode, runs)).toFixed(0));
       await lm.dispose();
     }
     for (const [label, cells] of Object.entries(rows)) {
       if (label !== 'analysis' && cells.every((c) => c === '—')) continue;
-      process.stdout.write(`${`${m} ${label}`.padEnd(22)}${String(tokens).padStart(7)}${cells.map((c) => c.padStart(14)).join('')}\n`);
+      process.stdout.write(`${`${m} ${label}`.padEnd(32)}${String(tokens).padStart(7)}${cells.map((c) => c.padStart(14)).join('')}\n`);
     }
   }
   return 0;
