@@ -17,8 +17,8 @@ export type PplScope = 'file' | 'selection' | 'folder';
 
 export interface PplArgs {
   scope?: PplScope;
-  /** The folder to score (scope 'folder'; a dialog otherwise). */
-  folder?: string;
+  /** The folder(s) to score (scope 'folder'; a dialog otherwise): each is a source of its own. */
+  folder?: string | string[];
   /** The document (scope 'file' or 'selection'; default the active editor's). */
   uri?: vscode.Uri | string;
   context?: number;
@@ -36,7 +36,7 @@ async function pickScope(hasSelection: boolean): Promise<PplScope | undefined> {
   const items: (vscode.QuickPickItem & { scope: PplScope })[] = [
     { label: '$(file) The open file', description: 'every token after the first', scope: 'file' },
     ...(hasSelection ? [{ label: '$(selection) The selection', description: 'scored as a document of its own', scope: 'selection' as const }] : []),
-    { label: '$(folder) A folder…', description: 'every text file in it, per source and overall', scope: 'folder' },
+    { label: '$(folder) Folders…', description: 'every text file in them, per folder and overall', scope: 'folder' },
   ];
   return (await vscode.window.showQuickPick(items, { title: 'Head Lens: evaluate perplexity of…' }))?.scope;
 }
@@ -49,8 +49,9 @@ async function pplInput(args: PplArgs): Promise<{ params: EvalPplParams; source:
   if (!scope) return undefined;
   const shape = { context: args.context, stride: args.stride || vscode.workspace.getConfiguration('headlens').get<number>('stride') || undefined };
   if (scope === 'folder') {
-    const folder = args.folder ?? (await vscode.window.showOpenDialog({ canSelectFiles: false, canSelectFolders: true, canSelectMany: false, title: 'Head Lens: the folder to evaluate', openLabel: 'Evaluate' }))?.[0]?.fsPath;
-    return folder ? { params: { data: [folder], ...shape }, source: folder } : undefined;
+    const given = typeof args.folder === 'string' ? [args.folder] : args.folder;
+    const folders = given ?? (await vscode.window.showOpenDialog({ canSelectFiles: false, canSelectFolders: true, canSelectMany: true, title: 'Head Lens: the folder(s) to evaluate (each one a source)', openLabel: 'Evaluate' }))?.map((u) => u.fsPath);
+    return folders?.length ? { params: { data: folders, ...shape }, source: folders.join(', ') } : undefined;
   }
   if (!doc) return void vscode.window.showInformationMessage('Head Lens: open a file to evaluate, or pick a folder.');
   const selection = scope === 'selection' && editor && !editor.selection.isEmpty ? editor.selection : undefined;
