@@ -188,6 +188,40 @@ for (const backend of testBackends()) {
       });
     }
 
+    if (!backend.startsWith('onnx-')) {
+      test('training: the gradient of their loss equals a central difference along a random direction', async () => {
+        await initBackend(backend as TfjsChoice);
+        const ck = await readCheckpoint({ path: MODEL, config: CONFIG });
+        const model = new TfModel(ck.config, ck.weights);
+        const s = expected.get('input_ids')!.shape as [number, number];
+        const batch = { inputIds: tf.tensor2d(expected.get('input_ids')!.values, s, 'int32'), targets: tf.tensor2d(expected.get('targets')!.values, s, 'int32') };
+        const vars = [...model.params.values()];
+        const dirs = vars.map((v, i) => tf.randomNormal(v.shape, 0, 1, 'float32', 17 + i));
+        try {
+          const { value, grads } = tf.variableGrads(() => model.loss(batch, { withGrad: true }), vars);
+          const gs = vars.map((v) => grads[v.name]);
+          assert.ok(gs.every((g) => g && Number.isFinite(g.norm().dataSync()[0])), 'every parameter gets a finite gradient');
+          const analytic = gs.reduce((acc, g, i) => acc + tf.sum(tf.mul(g, dirs[i])).dataSync()[0], 0);
+          const at = (eps: number) => {
+            vars.forEach((v, i) => v.assign(tf.add(v, tf.mul(dirs[i], eps))));
+            const l = model.loss(batch, { withGrad: false });
+            const x = l.dataSync()[0];
+            l.dispose();
+            vars.forEach((v, i) => v.assign(tf.sub(v, tf.mul(dirs[i], eps))));
+            return x;
+          };
+          const eps = 1e-3;
+          const numeric = (at(eps) - at(-eps)) / (2 * eps);
+          assert.ok(Math.abs(value.dataSync()[0] - meta.loss) <= 1e-4, 'the differentiated loss is their loss');
+          assert.ok(Math.abs(numeric - analytic) <= 0.02 * Math.abs(analytic) + 1e-3, `directional derivative: analytic ${analytic}, numeric ${numeric}`);
+          tf.dispose([value, ...gs]);
+        } finally {
+          tf.dispose([batch.inputIds, batch.targets, ...dirs]);
+          model.dispose();
+        }
+      });
+    }
+
     test("analysis: the gate signal is the fixture's gate, skipGate follows its definition", async () => {
       const ck = await readCheckpoint({ path: MODEL, config: CONFIG });
       const runner = await runnerOn(backend, ck);

@@ -32,7 +32,9 @@ export function reluSquared<T>(o: Ops<T>, x: T): T {
 
 /** leaky_relu(x, slope)² (parameter-golf's MLP). */
 export function leakyReluSquared<T>(o: Ops<T>, x: T, slope: number): T {
-  return o.square(o.where(o.greater(x, 0), x, o.mul(x, slope)));
+  // max(x, slope·x) for 0 < slope < 1: exactly F.leaky_relu, and differentiable (a select on a
+  // comparison has no gradient in TensorFlow.js)
+  return o.square(o.maximum(x, o.mul(x, slope)));
 }
 
 // ---------------------------------------------------------------------------------------------
