@@ -2,7 +2,7 @@
  * Compare Models…: the loaded model is A; B is a checkpoint file or a run's folder picked in a
  * dialog (or passed by the caller). Both score the selection (else the document) with the same
  * sliding windows (`compare`, with each model's heads), with a cancellable progress notification.
- * The editor is coloured by dNll = NLL_A − NLL_B per token (diverging: blue where A is better)
+ * The editor is coloured by dNll = NLL_A − NLL_B per token (diverging: negative where A is better)
  * through the document's analysis overlay (AnalysisRecord.setTokenSignal + metricOverride); a
  * second hover part gives both models' NLL and predictions for the token and both models' head
  * codes; the summary (mean ΔNLL overall, by token class, repeated vs first, bootstrap 95 %
