@@ -18,7 +18,7 @@ import type { TimelineHandle } from '../../extension/timeline';
 import type { AdaptiveOffResult } from '../../extension/adaptiveOff';
 import type { ModelConfig } from '../../engine/protocol';
 import { decodeArray } from '../../engine/codec';
-import { headLens, hoverText, openSample, setSetting } from './util';
+import { headLens, hoverText, openSample, setSetting, until } from './util';
 
 let api: HeadLensApi;
 let ckptDir = '';
@@ -80,6 +80,7 @@ suite('checkpoint timeline and adaptive-off', () => {
     assert.deepEqual(run.steps.map((s) => s?.step), STEPS, 'every step analysed, in order');
     assert.ok(run.steps.every((s) => s && (s.headSignals.loraRel?.length ?? 0) === 2 * 2), 'per-head loraRel of every layer and head at each step');
     assert.equal(run.selected, STEPS.length - 1, 'the slider ends on the last step');
+    await until(() => handle.panelReady(), 'the timeline panel to load');
     const a = api.store.get(uri);
     assert.equal(a?.metricOverride?.metric, 'checkpointNll', 'the editor is not coloured by the step’s NLL');
     assert.match(a!.metricOverride!.title, /step 6/);
