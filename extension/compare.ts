@@ -49,6 +49,8 @@ export interface CompareOverlay {
   labelB: string;
   byStart: Map<number, number>;
   heads: { a: HeadsView; b: HeadsView } | null;
+  /** The colours it set: once anything else recolours the document (an ablation), its hover part goes. */
+  override?: { metric: string; title: string };
 }
 
 /** Overlays by the record they colour: a new analysis of the document drops its overlay with it. */
@@ -146,7 +148,8 @@ async function colourByDnll(store: AnalysisStore, doc: vscode.TextDocument, vers
   if (!a || a.version !== version || doc.version !== version) return false;
   const values = Float32Array.from(overlay.result.tokens, (t) => t.dnll ?? NaN);
   a.record.setTokenSignal({ ...SIGNALS.dNll }, alignByStart(overlay.result.tokens, values, a.record.tokens));
-  a.metricOverride = { metric: SIGNALS.dNll.name, title: `ΔNLL ${overlay.labelA} − ${overlay.labelB} (nats; negative: A is better)` };
+  overlay.override = { metric: SIGNALS.dNll.name, title: `ΔNLL ${overlay.labelA} − ${overlay.labelB} (nats; negative: A is better)` };
+  a.metricOverride = overlay.override;
   overlays.set(a.record, overlay);
   store.put(a);
   return true;
@@ -205,7 +208,7 @@ export function register(engine: EngineClient, store: AnalysisStore, panel: Resu
         const a = store.get(doc.uri.toString());
         if (!a || a.version !== doc.version) return undefined;
         const o = overlays.get(a.record);
-        if (!o || a.metricOverride?.metric !== SIGNALS.dNll.name) return undefined;
+        if (!o || a.metricOverride !== o.override) return undefined;
         const t = a.record.tokenAt(doc.offsetAt(pos));
         const i = t < 0 ? undefined : o.byStart.get(a.record.tokens[t].start);
         if (i === undefined) return undefined;
