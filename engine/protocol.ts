@@ -568,6 +568,24 @@ export interface CompareResult {
   stride: number;
   tokens: CompareToken[];
   summary: { overall: Interval; by_class: Record<string, Interval>; repeated: Interval; first: Interval; mean_nll_a: number; mean_nll_b: number };
+  /** With `heads: true`: what each model's heads did on the same tokens (the hover's codes, the overview side by side). */
+  heads?: { a: CompareHeads; b: CompareHeads };
+}
+/** One model's heads on the compared tokens, from its analysis with the compare's windows. */
+export interface CompareHeads {
+  layers: number;
+  heads: number;
+  /** The model's per-head signal specs (head×token scope) whose means are in `means`. */
+  signals: SignalSpec[];
+  /** Per head (L·H, layer-major): the mean over the tokens of attnMax, entropy and each head×token signal. */
+  means: Record<string, number[]>;
+  /** (L, H, N) attention max and entropy (nats) of every head at every token. */
+  attnMax: EncodedArray;
+  entropy: EncodedArray;
+  /** (N, K) the model's top next-token predictions at every position, and their texts. */
+  topIds: EncodedArray;
+  topProbs: EncodedArray;
+  vocabText: Record<number, string>;
 }
 
 export type AblationMode = 'zero' | 'mean' | 'adaptive-off';
@@ -981,7 +999,7 @@ export interface RequestMap {
   'eval/ppl': [EvalPplParams, PplResult, { done: number; total: number }];
   'eval/mc': [{ file: string; limit?: number }, McResult, { done: number; total: number }];
   /** The loaded model is A; B is loaded beside it for the request. */
-  compare: [TextInput & { modelB: ModelRef; context?: number; stride?: number }, CompareResult, { model: 'A' | 'B'; done: number; total: number }];
+  compare: [TextInput & { modelB: ModelRef; context?: number; stride?: number; heads?: boolean }, CompareResult, { model: 'A' | 'B'; done: number; total: number }];
   /** Per-token NLL of the document with and without the ablations (sliding windows). */
   'ablate/run': [TextInput & { ablations: Ablation[] }, { tokens: TokenInfo[]; nll: EncodedArray; base: EncodedArray }, never];
   'ablate/sweep': [TextInput & { mode: AblationMode; unit?: 'head' | 'layer' }, SweepResult, SweepCellEvent];
@@ -1055,7 +1073,48 @@ export interface ExplorerData {
   events: AnalyzeEvent[];
 }
 
+/** One result of the results panel (evaluation, compare, an ablation sweep); `source` names the text. */
+export type ResultsView =
+  | { kind: 'compare'; source: string; result: CompareResult }
+  | { kind: 'ppl'; source: string; result: PplResult }
+  | { kind: 'mc'; source: string; result: McResult }
+  | {
+      kind: 'sweep';
+      source: string;
+      mode: AblationMode;
+      unit: 'head' | 'layer';
+      layers: number;
+      heads: number;
+      /** The cells so far (streamed), then all of them. */
+      cells: Omit<SweepCellEvent, 'dnll'>[];
+      state: 'running' | 'done' | 'cancelled' | 'failed';
+      error?: string;
+      /** The cell whose per-token ΔNLL colours the editor. */
+      selected?: { layer: number; head: number } | null;
+    };
+
+/** What the checkpoint timeline panel draws (extension/timeline.ts): the steps analysed so far, without their per-token arrays. */
+export interface TimelineData {
+  documentUri: string;
+  /** The document and the run as the user knows them (file name, folder). */
+  documentLabel: string;
+  runLabel: string;
+  layers: number;
+  heads: number;
+  /** Every checkpoint of the run in order, analysed or not yet. */
+  checkpoints: CheckpointEntry[];
+  steps: Omit<TimelineEvent, 'nll'>[];
+  /** Labels of the per-head signals (the model's catalogue). */
+  signals: SignalSpec[];
+  /** The step whose NLL colours the editor (index into checkpoints), or null. */
+  selected: number | null;
+  state: 'running' | 'done' | 'cancelled' | 'failed';
+  message?: string;
+}
+
 export type HostToWebview =
+  | { type: 'timeline/data'; data: TimelineData }
+  | { type: 'results/show'; view: ResultsView }
   | { type: 'explorer/data'; data: ExplorerData }
   | { type: 'explorer/focus'; layer: number; head: number }
   | { type: 'explorer/selection'; tokenIndex: number | null; role: 'query' | 'key' }
@@ -1068,10 +1127,14 @@ export type HostToWebview =
   | { type: 'monitor/runProbe'; runId: string; probe: RunProbeResult; source: 'probe' | 'document' }
   | { type: 'monitor/runRemoved'; runId: string }
   | { type: 'monitor/grid'; table: GridTable }
-  | { type: 'export/request'; format: 'svg' | 'png' | 'json'; requestId: number };
+  | { type: 'export/request'; format: 'svg' | 'png' | 'json'; requestId: number }
+  /** The LoRA-TTT chunk timeline: a run and the name of its document. */
+  | { type: 'ttt/timeline'; source: string; result: TttRunResult };
 
 export type WebviewToHost =
+  | { type: 'timeline/selectStep'; index: number }
   | { type: 'ready' }
+  | { type: 'results/selectCell'; layer: number; head: number }
   | { type: 'explorer/selectToken'; tokenIndex: number; role: 'query' | 'key' }
   | { type: 'explorer/focus'; layer: number; head: number }
   | { type: 'monitor/command'; command: 'start' | 'stop' | 'pause' | 'resume'; runId?: string }
@@ -1080,4 +1143,6 @@ export type WebviewToHost =
   | { type: 'monitor/analyzeCheckpoint'; path: string }
   | { type: 'monitor/analyzeAcross'; runId: string }
   | { type: 'export/result'; requestId: number; format: 'svg' | 'png' | 'json'; data: string; error?: string }
+  /** Select the chunk's text in the editor. */
+  | { type: 'ttt/revealChunk'; chunk: number }
   | { type: 'error'; message: string };

@@ -24,4 +24,13 @@ export enum Command {
   PreviousLayer = 'headlens.previousLayer',
   RouterLosses = 'headlens.routerLosses',
   TrainTlora = 'headlens.trainTlora',
+  AnalyzeTtt = 'headlens.analyzeTtt',
+  CompareModels = 'headlens.compareModels',
+  EvaluatePerplexity = 'headlens.evaluatePerplexity',
+  EvaluateMultipleChoice = 'headlens.evaluateMultipleChoice',
+  AblateHeads = 'headlens.ablateHeads',
+  /** Colour the editor by one cell of the last ablation sweep (the results panel's clicks; not in the palette). */
+  ShowAblation = 'headlens.showAblation',
+  AnalyzeAcrossCheckpoints = 'headlens.analyzeAcrossCheckpoints',
+  AdaptiveOff = 'headlens.adaptiveOff',
 }

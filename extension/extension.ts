@@ -20,7 +20,14 @@ import { register as registerWatch } from './watch';
 import { register as registerGrid } from './grid';
 import { register as registerPonder } from './ponder';
 import { register as registerTlora } from './tlora';
+import { register as registerTtt } from './ttt';
 import { FollowCursor, register as registerFollowCursor } from './followCursor';
+import { register as registerTimeline } from './timeline';
+import { register as registerAdaptiveOff } from './adaptiveOff';
+import { ResultsPanel } from './resultsPanel';
+import { register as registerCompare } from './compare';
+import { register as registerEvaluate } from './evaluate';
+import { register as registerAblate } from './ablate';
 
 export interface HeadLensApi {
   engine: EngineClient;
@@ -34,6 +41,8 @@ export interface HeadLensApi {
   decorationCount(uri: vscode.Uri): number;
   /** Training events the monitor holds for replay. */
   monitorEventCount(): number;
+  /** The results panel (evaluation, compare, ablation sweeps): the view it shows. */
+  results: ResultsPanel;
 }
 
 export function activate(ctx: vscode.ExtensionContext): HeadLensApi {
@@ -49,11 +58,15 @@ export function activate(ctx: vscode.ExtensionContext): HeadLensApi {
   const monitor = new MonitorView(ctx.extensionUri, (command, runId) => void training.control(command, runId));
   const training = new TrainingController(engine, monitor, vscode.Uri.joinPath(ctx.globalStorageUri, 'runs'));
   const watch = registerWatch(ctx, engine, monitor);
+  const adaptiveOff = registerAdaptiveOff(engine, store, decorations);
+  const results = new ResultsPanel(ctx.extensionUri);
 
   ctx.subscriptions.push(
     log, settings, engine, store, decorations, explorer, monitor, training,
     registerAnalysis(store),
-    registerHover(store),
+    adaptiveOff,
+    registerHover(store, [adaptiveOff]),
+    registerTimeline(ctx.extensionUri, engine, store),
     registerStatusBar(engine, settings),
     registerExplorer(explorer),
     registerMonitor(monitor),
@@ -64,6 +77,11 @@ export function activate(ctx: vscode.ExtensionContext): HeadLensApi {
     registerGpu({ extensionPath: ctx.extensionPath, modulePath: gpuModulePath }, engine, settings, ctx.globalState),
     registerPonder(engine, monitor),
     registerTlora(engine, store, monitor, vscode.Uri.joinPath(ctx.globalStorageUri, 'runs')),
+    registerTtt(engine, store, ctx.extensionUri),
+    results,
+    registerCompare(engine, store, results),
+    registerEvaluate(engine, results),
+    registerAblate(engine, store, results),
   );
   // after the head-code hover: VS Code shows the later provider's part first
   const followCursor = registerFollowCursor(store, decorations, settings);
@@ -78,6 +96,7 @@ export function activate(ctx: vscode.ExtensionContext): HeadLensApi {
     followCursor,
     decorationCount: (uri) => decorations.counts.get(uri.toString()) ?? 0,
     monitorEventCount: () => monitor.eventCount,
+    results,
   };
 }
 

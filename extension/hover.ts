@@ -68,15 +68,23 @@ function channelLines(r: AnalysisRecord, t: number): string {
   return lines.filter(Boolean).map((l) => l + '\n\n').join('');
 }
 
-export function headCodesMarkdown(a: DocumentAnalysis, t: number): vscode.MarkdownString {
+/** A line of command links added to the head-code hover by another part (e.g. switching a head's adaptive path off). */
+export interface HoverAction {
+  readonly hoverCommands: readonly string[];
+  hoverMarkdown(a: DocumentAnalysis, t: number): string;
+}
+
+export function headCodesMarkdown(a: DocumentAnalysis, t: number, actions: readonly HoverAction[] = []): vscode.MarkdownString {
   const r = a.record;
   const tok = r.tokens[t];
   const md = new vscode.MarkdownString(undefined, true);
-  md.isTrusted = { enabledCommands: [Command.OpenExplorerAt] };
+  md.isTrusted = { enabledCommands: [Command.OpenExplorerAt, ...actions.flatMap((x) => x.hoverCommands)] };
   // the link and the predictions first: a tall hover scrolls, and these are what a glance wants
   const args = encodeURIComponent(JSON.stringify([a.uri, t]));
   const link = `[$(graph) Open in Attention Explorer](command:${Command.OpenExplorerAt}?${args} "Show this token in the Attention Explorer")`;
   md.appendMarkdown(`**Head Lens** · token #${t} ${tokenCode(tok.text)} · id ${tok.id} · ${link}\n\n`);
+  const actionLinks = actions.map((x) => x.hoverMarkdown(a, t)).filter(Boolean);
+  if (actionLinks.length) md.appendMarkdown(actionLinks.join(' · ') + '\n\n');
   md.appendMarkdown(predictions(a, t));
   md.appendMarkdown(channelLines(r, t));
   md.appendMarkdown(headCodeTable(r, t));
@@ -84,7 +92,7 @@ export function headCodesMarkdown(a: DocumentAnalysis, t: number): vscode.Markdo
   return md;
 }
 
-export function register(store: AnalysisStore): vscode.Disposable {
+export function register(store: AnalysisStore, actions: readonly HoverAction[] = []): vscode.Disposable {
   return vscode.languages.registerHoverProvider({ scheme: '*' }, {
     provideHover(doc, pos) {
       const a = store.get(doc.uri.toString());
@@ -92,7 +100,7 @@ export function register(store: AnalysisStore): vscode.Disposable {
       const t = a.record.tokenAt(doc.offsetAt(pos));
       if (t < 0) return undefined;
       const tok = a.record.tokens[t];
-      return new vscode.Hover(headCodesMarkdown(a, t), new vscode.Range(doc.positionAt(tok.start), doc.positionAt(tok.end)));
+      return new vscode.Hover(headCodesMarkdown(a, t, actions), new vscode.Range(doc.positionAt(tok.start), doc.positionAt(tok.end)));
     },
   });
 }

@@ -154,7 +154,7 @@ export class WatchController implements vscode.Disposable {
     else await this.analyzeAcross(m.runId);
   }
 
-  /** Analyze Across Checkpoints: the run's checkpoints by step on the active document, drawn as curves. */
+  /** Analyze Across Checkpoints: the run's checkpoints by step on the active document, drawn as curves, then the timeline panel's step slider. */
   private async analyzeAcross(runId: string): Promise<void> {
     const s = this.sessions.get(runId);
     const editor = targetEditor();
@@ -169,6 +169,8 @@ export class WatchController implements vscode.Disposable {
           this.monitor.runProbe(runId, timelineProbe(ev, s.checkpoints.get(ev.path)), 'document');
         });
       });
+      // the step slider over the same results (the engine caches them per checkpoint and text)
+      void vscode.commands.executeCommand('headlens.analyzeAcrossCheckpoints', { paths: ordered.map((c) => c.path), uri: editor.document.uri });
     } catch (err) {
       const msg = describeError(err);
       if (msg) void vscode.window.showErrorMessage(`Head Lens: Analyze Across Checkpoints failed: ${msg}`);

@@ -44,7 +44,7 @@ export function registerMethods(server: EngineServer, model: () => LoadedModel):
     if (!p.modelB?.path) throw new BadInputError('compare needs modelB.path');
     const b = await loadModel({ path: p.modelB.path, config: p.modelB.config }, currentRuntime() ?? (await initRuntime()));
     try {
-      return await compareModels(a, b, text(p), { context: p.context, stride: p.stride }, ctx.token, (m, done, total) => ctx.progress({ model: m, done, total }));
+      return await compareModels(a, b, text(p), { context: p.context, stride: p.stride, heads: p.heads === true }, ctx.token, (m, done, total) => ctx.progress({ model: m, done, total }));
     } finally {
       await b.dispose();
     }

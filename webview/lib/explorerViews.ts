@@ -16,6 +16,7 @@ import { forgetAttentionColours } from './views/attentionPaint';
 import type { ExplorerView, ViewContext, ViewMode } from './views/context';
 import { HeadView } from './views/headView';
 import { LatentView } from './views/latent';
+import { LensStripView } from './views/lensStrip';
 import { MatrixView } from './views/matrix';
 import { OverviewView } from './views/overview';
 import { ProbeView } from './views/probeView';
@@ -38,6 +39,7 @@ export class Explorer {
   private classes: TokenClass[] | null = null;
   private readonly views: ExplorerView[];
   private readonly matrix: MatrixView;
+  private readonly lens: LensStripView;
 
   constructor(
     private readonly root: Root,
@@ -46,12 +48,14 @@ export class Explorer {
     readonly mode: ViewMode = 'panel',
   ) {
     this.matrix = new MatrixView(root);
+    this.lens = new LensStripView(root);
     const text = mode === 'report' ? [new AnnotatedTextView(root)] : [];
-    this.views = [...text, new SummaryView(root), new OverviewView(root), this.matrix, new HeadView(root), new StripsView(root), new LatentView(root), new ProbeView(root)];
+    this.views = [...text, new SummaryView(root), new OverviewView(root), this.matrix, new HeadView(root), new StripsView(root), this.lens, new LatentView(root), new ProbeView(root)];
   }
 
   setData(data: ExplorerData): void {
     this.model = AnalysisModel.from(data);
+    this.lens.setData(data);
     this.classes = null;
     const m = this.model, st = this.state;
     st.layer = Math.min(st.layer, Math.max(0, m.L - 1));
@@ -65,6 +69,7 @@ export class Explorer {
 
   clear(): void {
     this.model = null;
+    this.lens.setData(null);
     this.classes = null;
     this.render();
   }

@@ -11,6 +11,7 @@ import { cssVar, packColor, scaleForValues, type ValueScale } from '../theme';
 import { fmt, section, selectInput, type Body, type Root } from '../view';
 import { attentionColours, type AttentionColours } from './attentionPaint';
 import type { ExplorerView, ViewContext } from './context';
+import { drawRoleBadges, rolesTitle } from './roleBadges';
 
 interface Cell {
   l: number;
@@ -89,7 +90,8 @@ export class OverviewView implements ExplorerView {
       .on('keydown', (ev: KeyboardEvent, d) => this.keyNav(ev, d, ctx));
     g.selectAll<SVGRectElement, Cell>('rect').attr('width', size).attr('height', size);
     g.select('rect.fill').attr('fill', (d) => (scale ? scale.css(d.value) : 'none'));
-    g.select('title').text((d) => `L${d.l}.H${d.h}` + (m.Hkv < m.H ? ` (kv head ${m.kvHeadOf[d.h]})` : '') + (scale ? ` — ${metric} ${fmt(d.value, 4)}` : ''));
+    g.select('title').text((d) => `L${d.l}.H${d.h}` + (m.Hkv < m.H ? ` (kv head ${m.kvHeadOf[d.h]})` : '') + (scale ? ` — ${metric} ${fmt(d.value, 4)}` : '') + rolesTitle(m, d.l, d.h));
+    drawRoleBadges(g, m, size);
     const images = g.select<SVGImageElement>('image').attr('width', size - 4).attr('height', size - 4);
     images.classed('hidden', !!scale);
     if (scale) images.attr('href', null);
