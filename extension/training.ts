@@ -1,12 +1,13 @@
 /**
- * Train Model…: pick files and folders of the workspace, the family, a size and the number of
- * steps; the run's events stream into the sidebar monitor, its step count into the status bar.
+ * Train Model…: pick files and folders of the workspace, the family, a size, the config (its knobs:
+ * GatedAttn, HYLA, window pattern, value embeddings, softcap… in the family's own field names) and
+ * the number of steps; the run's events stream into the sidebar monitor, its step count into the status bar.
  * Stop Training stops it promptly (the engine keeps a checkpoint), and a finished run offers to
  * load its checkpoint.
  */
 import * as vscode from 'vscode';
 import * as path from 'node:path';
-import { FAMILIES, type Family, type ModelConfig, type TrainParams, type TrainResult } from '../engine/protocol';
+import { AGPT_FAMILIES, FAMILIES, type Family, type ModelConfig, type TrainParams, type TrainResult } from '../engine/protocol';
 import { Command } from './commands';
 import { describeError, type EngineClient } from './engineClient';
 import { MonitorView } from './monitorView';
@@ -15,8 +16,21 @@ import { MonitorView } from './monitorView';
 const SIZES: { label: string; detail: string; config?: Partial<ModelConfig> }[] = [
   { label: 'tiny', detail: 'width 32, 1 layer, 4 heads: seconds per step on a CPU', config: { n_layer: 1, n_head: 4, n_embd: 32, hyper: { rank: 4, n_heads: 2, n_layers: 2, alpha: 1 } } },
   { label: 'small', detail: 'width 64, 2 layers, 4 heads', config: { n_layer: 2, n_head: 4, n_embd: 64, hyper: { rank: 4, n_heads: 2, n_layers: 2, alpha: 1 } } },
-  { label: 'a-gpt default', detail: 'width 256, 4 layers, 4 heads (30M parameters): wants a GPU' },
+  { label: 'default', detail: "the family's own defaults (a-gpt: width 256, 4 layers, 30M parameters): wants a GPU" },
 ];
+
+/**
+ * A size for `family`: the hypernetwork keys only for a-gpt's families; parameter-golf's layer
+ * schedule fitted to the few layers of the small sizes (one loop over block 0, lanes from block 1).
+ */
+export function sizeConfig(family: Family, size: Partial<ModelConfig> | undefined): Partial<ModelConfig> {
+  if (!size) return {};
+  const { hyper, ...rest } = size;
+  if (AGPT_FAMILIES.includes(family)) return { ...rest, hyper };
+  if (family !== 'paramgolf') return rest;
+  const layers = Math.max(2, rest.n_layer ?? 2);
+  return { ...rest, n_layer: layers, n_kv_head: 2, paramgolf: { rope_dims: 8, num_loops: 1, loop_start: 0, loop_end: 1, parallel_start_layer: layers - 1, xsa_last_n: 1 } as ModelConfig['paramgolf'] };
+}
 
 const TEXT_FILES = '**/*.{py,ts,tsx,js,jsx,mjs,md,txt,rst,rs,go,java,kt,c,cc,cpp,h,hpp,cs,rb,php,sh,json,yaml,yml,toml,html,css}';
 const NOT_DATA = '**/{node_modules,.git,dist,out,build,.venv,venv,__pycache__}/**';
@@ -31,6 +45,47 @@ export interface TrainOptions {
 }
 
 type DataItem = vscode.QuickPickItem & { fsPath: string };
+
+/** Knobs worth a click per family; anything else is one edit away in the config step. */
+const KNOBS: Partial<Record<Family, { label: string; detail: string; config: Partial<ModelConfig> }[]>> = {
+  gpt2: [
+    { label: 'GatedAttn', detail: 'a sigmoid gate per head and token on the attention output (gate: true)', config: { gate: true } },
+    { label: 'HYLA', detail: 'scores RMS-normalised over heads, a ReLU value network (attention: rms_head, value_net: relu)', config: { attention: 'rms_head', value_net: 'relu' } },
+  ],
+  autoresearch: [
+    { label: 'GatedAttn', detail: 'gate: true', config: { gate: true } },
+    { label: 'HYLA', detail: 'attention: rms_head, value_net: relu', config: { attention: 'rms_head', value_net: 'relu' } },
+    { label: 'window pattern SL', detail: 'window_pattern: SL (their default SSSL)', config: { window_pattern: 'SL' } },
+    { label: 'value embeddings on every layer', detail: 'value_embeds: all', config: { value_embeds: 'all' } },
+    { label: 'no value embeddings', detail: 'value_embeds: none', config: { value_embeds: 'none' } },
+    { label: 'no softcap', detail: 'softcap: null (their default 15)', config: { softcap: null } },
+  ],
+};
+
+/** The config step: knobs to tick, then the JSON to confirm or edit; undefined when the user backs out. */
+async function pickConfig(family: Family, base: Partial<ModelConfig>): Promise<Partial<ModelConfig> | undefined> {
+  let config = base;
+  const knobs = KNOBS[family];
+  if (knobs) {
+    const picked = await vscode.window.showQuickPick(knobs, { canPickMany: true, title: `Knobs of ${family} (none: the plain model)` });
+    if (!picked) return undefined;
+    for (const k of picked) config = { ...config, ...k.config };
+  }
+  const text = await vscode.window.showInputBox({
+    title: `Config of the ${family} model (JSON, the family's own field names; Enter to accept)`,
+    value: JSON.stringify(config),
+    validateInput: (v) => {
+      try {
+        const parsed: unknown = JSON.parse(v || '{}');
+        return parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? undefined : 'a JSON object, e.g. {"n_layer": 2}';
+      } catch (e) {
+        return `not JSON: ${(e as Error).message}`;
+      }
+    },
+  });
+  if (text === undefined) return undefined;
+  return JSON.parse(text || '{}') as Partial<ModelConfig>;
+}
 
 export class TrainingController implements vscode.Disposable {
   private runId: string | null = null;
@@ -50,13 +105,16 @@ export class TrainingController implements vscode.Disposable {
     }
     const picked = await vscode.window.showQuickPick(dataItems(), { canPickMany: true, title: 'Head Lens: training data (files or folders)', placeHolder: 'pick the text to train on', matchOnDescription: true });
     if (!picked?.length) return undefined;
-    const family = await vscode.window.showQuickPick(['adaptive', ...FAMILIES.filter((f) => f !== 'adaptive')].map((f) => ({ label: f })), { title: 'Model family' });
+    // Temporal LoRA trains on a base of its own: Train Temporal LoRA…
+    const family = await vscode.window.showQuickPick(['adaptive', ...FAMILIES.filter((f) => f !== 'adaptive' && f !== 'tlora')].map((f) => ({ label: f })), { title: 'Model family' });
     if (!family) return undefined;
     const size = await vscode.window.showQuickPick(SIZES, { title: 'Model size' });
     if (!size) return undefined;
+    const config = await pickConfig(family.label as Family, sizeConfig(family.label as Family, size.config));
+    if (!config) return undefined;
     const stepsText = await vscode.window.showInputBox({ title: 'Training steps', value: '200', validateInput: (v) => (/^[1-9]\d*$/.test(v.trim()) ? undefined : 'a whole number of steps, at least 1') });
     if (!stepsText) return undefined;
-    return this.start({ data: picked.map((p) => p.fsPath), family: family.label as Family, steps: Number(stepsText.trim()), config: size.config });
+    return this.start({ data: picked.map((p) => p.fsPath), family: family.label as Family, steps: Number(stepsText.trim()), config });
   }
 
   /** Run one training to its end (or a stop); events go to the monitor. */
