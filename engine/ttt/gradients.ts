@@ -1,9 +1,9 @@
 /**
- * Zero gradients for TensorFlow.js's comparison kernels. tfjs registers none, so a tape through
- * `where(x > 0, x, 0.5·x)` (paramgolf's leaky_relu(0.5)², models/layers.ts) fails with "gradient
- * function not found for Greater" even though a comparison is piecewise constant: PyTorch's
- * autograd simply does not differentiate through the mask. Registering d/da = d/db = 0 gives
- * exactly that; kernels that already have a gradient are left alone.
+ * Zero gradients for TensorFlow.js's comparison kernels. tfjs registers none, so a tape through a
+ * comparison of taped values (HYLA's active-unit fraction, `greater(u, 0)` in models/knobs.ts, or a
+ * select on one) fails with "gradient function not found for Greater" even though a comparison is
+ * piecewise constant: PyTorch's autograd simply does not differentiate through it. Registering
+ * d/da = d/db = 0 gives exactly that; kernels that already have a gradient are left alone.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
