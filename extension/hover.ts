@@ -45,7 +45,9 @@ function predictions(a: DocumentAnalysis, t: number): string {
   const nll = r.nll[t];
   const what = a.model.causal ? 'next token' : 'token';
   const parts = [];
-  if (Number.isFinite(nll)) parts.push(`NLL of the ${what} ${num(nll, 3)}`);
+  // the sliding windows: how many tokens (itself included) the position read before predicting
+  const ctx = r.context[t];
+  if (Number.isFinite(nll)) parts.push(`NLL of the ${what} ${num(nll, 3)}${ctx > 0 ? ` (context ${ctx} token${ctx === 1 ? '' : 's'})` : ''}`);
   const top = r.top(t).slice(0, 5);
   if (top.length) parts.push(`top ${top.length}: ${top.map((p) => `${tokenCode(a.record.vocabText[p.id] ?? String(p.id))} ${(p.p * 100).toFixed(1)} %`).join(' · ')}`);
   if (r.leak && Number.isFinite(r.leak[t])) parts.push(`causality leak ${num(r.leak[t], 4)}`);

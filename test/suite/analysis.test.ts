@@ -53,6 +53,21 @@ suite('Analyze Attention', () => {
     }
     assert.match(md, /Latent code/);
     assert.match(md, /top 5: /);
+    // the context each position had, by Hugging Face's sliding-window rule (windows at 0, stride, …;
+    // a window scores the targets from the previous window's end): position p predicts target p + 1
+    // with ids[begin : p + 1] before it
+    const N = a.record.N, ctxLen = a.model.config.block_size, stride = ctxLen >> 1;
+    const want = new Int32Array(N);
+    for (let begin = 0, prevEnd = 0; prevEnd < N; begin += stride) {
+      const end = Math.min(begin + ctxLen, N);
+      for (let j = Math.max(prevEnd, 1); j < end; j++) want[j - 1] = j - begin;
+      prevEnd = end;
+      if (end === N) break;
+    }
+    assert.ok(N > ctxLen, `the sample spans several windows (${N} tokens)`);
+    for (let p = 0; p < N - 1; p++) assert.equal(a.record.context[p], want[p], `context of position ${p}`);
+    const t = a.record.tokens.findIndex((k) => k.end > doc.getText().indexOf('softmax') + 2);
+    assert.match(md, new RegExp(`\\(context ${want[t]} tokens?\\)`), 'the hover says how much context the token had');
     assert.match(md, /command:headlens\.openExplorerAt\?/);
     assert.match(md, /Open in Attention Explorer/);
   });
