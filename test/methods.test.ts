@@ -5,31 +5,23 @@
  */
 import { test, describe, before, after } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { PassThrough } from 'node:stream';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { EngineServer } from '../engine/server/server';
-import { EngineService } from '../engine/server/service';
-import { EngineConnection, EngineRequestError } from '../engine/server/client';
+import { EngineRequestError } from '../engine/server/client';
 import { decodeArray } from '../engine/codec';
-import { ErrorCode, PROTOCOL_VERSION, type SweepCellEvent, type TimelineEvent } from '../engine/protocol';
+import { ErrorCode, type SweepCellEvent, type TimelineEvent } from '../engine/protocol';
 import { REPO } from './helpers/fixtures';
+import { cancelAtProgress, inMemoryEngine } from './helpers/engine';
 
 const TEXT = fs.readFileSync(path.join(REPO, 'media', 'samples', 'attention.py'), 'utf8').slice(0, 600);
 const STARTER = path.join(REPO, 'media', 'models', 'starter-adaptive.safetensors');
 
 describe('evaluation and intervention methods', () => {
-  const c2s = new PassThrough(), s2c = new PassThrough();
-  const service = new EngineService('wasm');
-  const server = service.attach(new EngineServer(c2s, s2c, { log: () => {} }));
-  void server.listen();
-  const client = new EngineConnection(s2c, c2s);
-  before(async () => {
-    await client.request('initialize', { clientName: 'test', protocolVersion: PROTOCOL_VERSION, backend: 'wasm' });
-    await client.request('model/load', { path: '' });
-  });
-  after(() => c2s.end());
+  const engine = inMemoryEngine();
+  const { client, service } = engine;
+  before(() => engine.start(''));
+  after(() => engine.end());
 
   test('eval/ppl streams progress and reports the scored tokens', async () => {
     const progress: { done: number; total: number }[] = [];
@@ -65,18 +57,7 @@ describe('evaluation and intervention methods', () => {
   });
 
   test('ablate/sweep cancelled half way answers Cancelled', async () => {
-    const listeners: (() => void)[] = [];
-    const token = { isCancellationRequested: false, onCancellationRequested: (fn: () => void) => (listeners.push(fn), { dispose: () => {} }) };
-    let n = 0;
-    const p = client.request('ablate/sweep', { text: TEXT, mode: 'mean' }, {
-      token,
-      onProgress: () => {
-        if (++n === 2) {
-          token.isCancellationRequested = true;
-          listeners.forEach((fn) => fn());
-        }
-      },
-    });
+    const p = client.request('ablate/sweep', { text: TEXT, mode: 'mean' }, cancelAtProgress(2));
     await assert.rejects(p, (e) => e instanceof EngineRequestError && e.code === ErrorCode.Cancelled);
   });
 

@@ -7,19 +7,16 @@
  */
 import { test, describe, before, after } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { PassThrough } from 'node:stream';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { EngineServer } from '../engine/server/server';
-import { EngineService } from '../engine/server/service';
-import { EngineConnection, EngineRequestError } from '../engine/server/client';
+import { EngineRequestError } from '../engine/server/client';
 import { decodeArray } from '../engine/codec';
 import { writeSafetensors } from '../engine/io/safetensors';
 import { GPT2 } from '../engine/models/gpt2';
-import { ErrorCode, PROTOCOL_VERSION, type PonderChunkInfo, type TrainEvent } from '../engine/protocol';
-import { ENGINE_JS, REPO, SHARED_FIXTURES } from './helpers/fixtures';
+import { ErrorCode, type PonderChunkInfo, type TrainEvent } from '../engine/protocol';
+import { REPO, SHARED_FIXTURES } from './helpers/fixtures';
+import { headlens, inMemoryEngine } from './helpers/engine';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'headlens-ponder-protocol-'));
 const TTT = path.join(SHARED_FIXTURES, 'methods', 'tiny-ttt.model.safetensors');
@@ -32,14 +29,9 @@ const baseConfig = GPT2.defaults('gpt2', { vocab_size: 50257, block_size: 64, n_
 writeSafetensors(BASE, GPT2.init(baseConfig, 3), { metadata: { format: 'headlens-model-1', config: JSON.stringify(baseConfig) } });
 
 describe('ponder/run and ponder/train', () => {
-  const c2s = new PassThrough(), s2c = new PassThrough();
-  const service = new EngineService('wasm');
-  void service.attach(new EngineServer(c2s, s2c, { log: () => {} })).listen();
-  const client = new EngineConnection(s2c, c2s);
-  before(async () => {
-    await client.request('initialize', { clientName: 'test', protocolVersion: PROTOCOL_VERSION, backend: 'wasm' });
-    await client.request('model/load', { path: BASE });
-  });
+  const engine = inMemoryEngine();
+  const { client } = engine;
+  before(() => engine.start(BASE));
   after(async () => {
     await client.request('shutdown', {});
   });
@@ -51,8 +43,8 @@ describe('ponder/run and ponder/train', () => {
     assert.ok(r.chunks.length > 16 && r.chunks.some((c) => c.decision === 'SKIP'));
     const file = path.join(tmp, 'doc.txt'), json = path.join(tmp, 'cli.json');
     fs.writeFileSync(file, TEXT);
-    const cli = spawnSync(process.execPath, [ENGINE_JS, 'ponder', '--model', BASE, '--ttt', TTT, '--ttt-config', TTT_JSON, '--text-file', file, '--json', json, '--backend', 'wasm'], { encoding: 'utf8', timeout: 300_000 });
-    assert.equal(cli.status, 0, cli.stderr);
+    const cli = headlens(['ponder', '--model', BASE, '--ttt', TTT, '--ttt-config', TTT_JSON, '--text-file', file, '--json', json, '--backend', 'wasm']);
+    assert.equal(cli.code, 0, cli.stderr);
     const theirs = JSON.parse(fs.readFileSync(json, 'utf8'));
     assert.deepEqual(r.chunks.map((c) => c.decision), theirs.chunks.map((c: PonderChunkInfo) => c.decision));
     r.chunks.forEach((c, i) => assert.ok(Math.abs(c.signal - theirs.chunks[i].signal) <= 1e-6 * c.signal, `chunk ${i} signal`));

@@ -10,19 +10,16 @@
  */
 import { test, describe, before, after } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { PassThrough } from 'node:stream';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { readSafetensors, writeSafetensors } from '../engine/io/safetensors';
-import { EngineServer } from '../engine/server/server';
-import { EngineService } from '../engine/server/service';
-import { EngineConnection, EngineRequestError } from '../engine/server/client';
+import { EngineRequestError } from '../engine/server/client';
 import { decodeArray } from '../engine/codec';
-import { ErrorCode, PROTOCOL_VERSION, type TttChunkEvent } from '../engine/protocol';
-import { ENGINE_JS, REPO, SHARED_FIXTURES, assertClose } from './helpers/fixtures';
+import { ErrorCode, type TttChunkEvent } from '../engine/protocol';
+import { REPO, SHARED_FIXTURES, assertClose } from './helpers/fixtures';
+import { cancelAtProgress, headlens, inMemoryEngine } from './helpers/engine';
 
 const DIR = path.join(SHARED_FIXTURES, 'paramgolf');
 const MODEL = path.join(DIR, 'tiny-gated.model.safetensors'), CONFIG = path.join(DIR, 'tiny-gated.json'), TTT_FILE = path.join(DIR, 'tiny-gated.ttt.safetensors');
@@ -30,11 +27,6 @@ const meta = JSON.parse(fs.readFileSync(path.join(DIR, 'tiny-gated.ttt.json'), '
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'headlens-ttt-'));
 const DOC = path.join(tmp, 'doc.json');
 fs.writeFileSync(DOC, JSON.stringify(meta.document.tokens));
-
-function headlens(args: string[]) {
-  const r = spawnSync(process.execPath, [ENGINE_JS, ...args], { encoding: 'utf8', timeout: 300_000, env: { ...process.env, HEADLENS_BACKEND: 'wasm' } });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 /** The fixture's settings as flags. */
 const FIXTURE_FLAGS = ['--model', MODEL, '--config', CONFIG, '--ids', DOC, '--chunk', '8', '--eval-len', '32', '--alpha', '4.5', '--lr', '0.01'];
@@ -99,15 +91,10 @@ describe('headlens ttt', () => {
 describe('ttt/run over the protocol', () => {
   const TEXT = fs.readFileSync(path.join(REPO, 'media', 'samples', 'attention.py'), 'utf8').slice(0, 500);
   const PARAMS = { text: TEXT, chunk: 24, rank: 4, alpha: 4.5, lr: 1e-2 };
-  const c2s = new PassThrough(), s2c = new PassThrough();
-  const service = new EngineService('wasm');
-  void service.attach(new EngineServer(c2s, s2c, { log: () => {} })).listen();
-  const client = new EngineConnection(s2c, c2s);
-  before(async () => {
-    await client.request('initialize', { clientName: 'test', protocolVersion: PROTOCOL_VERSION, backend: 'wasm' });
-    await client.request('model/load', { path: '' });
-  });
-  after(() => c2s.end());
+  const engine = inMemoryEngine();
+  const { client } = engine;
+  before(() => engine.start(''));
+  after(() => engine.end());
 
   test('one progress message per chunk; per-token NLL with and without TTT; the chunks tile the predictions', async () => {
     const progress: TttChunkEvent[] = [];
@@ -143,18 +130,7 @@ describe('ttt/run over the protocol', () => {
   test('cancelled mid-document: answered Cancelled, every tensor freed', async () => {
     await client.request('ttt/run', { ...PARAMS, text: TEXT.slice(0, 100) }); // the training model is built and kept
     const start = tf.memory().numTensors;
-    const listeners: (() => void)[] = [];
-    const token = { isCancellationRequested: false, onCancellationRequested: (fn: () => void) => (listeners.push(fn), { dispose: () => {} }) };
-    let seen = 0;
-    const p = client.request('ttt/run', PARAMS, {
-      token,
-      onProgress: () => {
-        if (++seen === 1) {
-          token.isCancellationRequested = true;
-          listeners.forEach((fn) => fn());
-        }
-      },
-    });
+    const p = client.request('ttt/run', PARAMS, cancelAtProgress(1));
     await assert.rejects(p, (e) => e instanceof EngineRequestError && e.code === ErrorCode.Cancelled);
     assert.equal(tf.memory().numTensors, start);
   });

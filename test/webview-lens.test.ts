@@ -8,18 +8,14 @@
  */
 import { test, describe, before, after } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { encodeArray } from '../engine/codec';
 import { renderReportHtml } from '../engine/analysis/report';
 import type { AnalyzeEvent, ExplorerData, TokenInfo } from '../engine/protocol';
-import { REPO } from './helpers/fixtures';
+import { WebviewPages, bundleSource, mediaCss } from './helpers/webviewPage';
 
-const CHROMIUM = '/usr/bin/chromium';
-const bundle = (n: string) => fs.readFileSync(path.join(REPO, 'media', 'dist', `${n}.js`), 'utf8');
-const css = fs.readFileSync(path.join(REPO, 'media', 'explorer.css'), 'utf8');
-const TRANSPORT = `window.__headlensTransport = { posted: [], state: undefined, post(m) { this.posted.push(m); }, getState() { return this.state; }, setState(s) { this.state = s; } };`;
+const pages = new WebviewPages({ bundle: 'explorer', css: ['explorer.css'], viewport: { width: 1100, height: 1400 } });
+const { send, errors } = pages;
 
 const L = 3, H = 4, N = 14, K = 3;
 /** The lens's made-up prediction at (layer, position): ids, probabilities, and the next token's rank. */
@@ -94,17 +90,9 @@ function roles(): Record<'previous' | 'duplicate' | 'induction', number[]> {
   return r;
 }
 
-let browser: Browser;
-const errors: string[] = [];
-
-async function explorer(): Promise<Page> {
-  const page = await browser.newPage({ viewport: { width: 1100, height: 1400 } });
-  page.on('pageerror', (e) => errors.push(e.message));
-  await page.setContent(`<!DOCTYPE html><html><head><style>${css}</style></head><body><div id="app"></div><script>${TRANSPORT}</script><script>${bundle('explorer')}</script></body></html>`);
-  return page;
-}
+const explorer = () => pages.load();
 async function show(page: Page, data: ExplorerData): Promise<void> {
-  await page.evaluate((m) => window.postMessage(m, '*'), { type: 'explorer/data', data } as object);
+  await send(page, { type: 'explorer/data', data });
   await page.waitForFunction((n) => document.querySelector('#summary p')?.textContent?.includes(`${n} tokens`), data.tokens.length);
 }
 const cellSel = (l: number, h: number) => `svg.overview g.cell[aria-label^="layer ${l} head ${h}"]`;
@@ -124,13 +112,8 @@ async function hoverLens(page: Page, layer: number, t: number): Promise<string> 
 }
 
 describe('role badges and the logit-lens strip in chromium', () => {
-  before(async () => {
-    if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium`);
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
-  });
-  after(async () => {
-    await browser?.close();
-  });
+  before(pages.launch);
+  after(pages.close);
 
   test('a head with a known induction score carries the induction badge, its score in the tooltip; heads below the threshold none', async () => {
     const page = await explorer();
@@ -186,9 +169,8 @@ describe('role badges and the logit-lens strip in chromium', () => {
 
   test('the standalone report shares the views: badges and the lens strip', async () => {
     const data = analysis({ roles: roles(), lens: true });
-    const html = renderReportHtml(data, bundle('report'), fs.readFileSync(path.join(REPO, 'media', 'report.css'), 'utf8') + css);
-    const page = await browser.newPage({ viewport: { width: 1100, height: 1400 } });
-    page.on('pageerror', (e) => errors.push(e.message));
+    const html = renderReportHtml(data, bundleSource('report'), mediaCss('report.css', 'explorer.css'));
+    const page = await pages.newPage('report');
     await page.setContent(html);
     await page.locator(`${cellSel(2, 1)} g.role[data-role="induction"]`).waitFor();
     assert.equal(await page.locator('#lens .vgrid').getAttribute('data-layers'), String(L));

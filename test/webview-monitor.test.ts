@@ -9,31 +9,13 @@
  */
 import { test, describe, before, after } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import type { GridTable, MonitorRunSnapshot, RunProbeResult, RunWatchEvent } from '../engine/protocol';
-import { REPO } from './helpers/fixtures';
+import { WebviewPages } from './helpers/webviewPage';
 
-const CHROMIUM = '/usr/bin/chromium';
-const BUNDLE = path.join(REPO, 'media', 'dist', 'monitor.js');
-const TRANSPORT = `window.__headlensTransport = { posted: [], state: undefined, post(m) { this.posted.push(m); }, getState() { return this.state; }, setState(s) { this.state = s; } };`;
-
-let browser: Browser;
-const errors: string[] = [];
-
-async function load(savedState?: unknown): Promise<Page> {
-  const page = await browser.newPage({ viewport: { width: 420, height: 1400 } });
-  page.on('pageerror', (e) => errors.push(e.message));
-  const restore = savedState === undefined ? '' : `window.__headlensTransport.state = ${JSON.stringify(savedState)};`;
-  await page.setContent(`<!DOCTYPE html><html><head><style>${fs.readFileSync(path.join(REPO, 'media', 'monitor.css'), 'utf8')}</style></head><body><div id="app"></div>
-<script>${TRANSPORT}${restore}</script><script>${fs.readFileSync(BUNDLE, 'utf8')}</script></body></html>`);
-  return page;
-}
-const send = (page: Page, msg: unknown) => page.evaluate((m) => window.postMessage(m, '*'), msg as object);
 type Posted = { type: string; path?: string; runId?: string };
-const posted = (page: Page) => page.evaluate(() => (window as unknown as { __headlensTransport: { posted: Posted[] } }).__headlensTransport.posted);
-const pageState = (page: Page) => page.evaluate(() => (window as unknown as { __headlensTransport: { state: unknown } }).__headlensTransport.state);
+const pages = new WebviewPages<Posted>({ bundle: 'monitor', css: ['monitor.css'], viewport: { width: 420, height: 1400 } });
+const { load, send, posted, pageState, errors } = pages;
 
 /** `loss` and `lr` at steps 0, 10, …: run `r` is offset so the two are told apart. */
 function pointsEvent(file: string, steps: number[], offset: number, series = ['loss', 'lr']): RunWatchEvent {
@@ -58,14 +40,8 @@ function probe(step: number, value: number): RunProbeResult {
 }
 
 describe('the monitor webview in chromium: watched runs', () => {
-  before(async () => {
-    if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (the CI script installs it)`);
-    if (!fs.existsSync(BUNDLE)) throw new Error(`${BUNDLE} is missing: build the webviews first (node scripts/build.mjs)`);
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
-  });
-  after(async () => {
-    await browser?.close();
-  });
+  before(pages.launch);
+  after(pages.close);
 
   test('two runs overlaid: a line each in the legend colours, a chart per series, live points extend a line', async () => {
     const page = await load();

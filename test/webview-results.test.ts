@@ -7,30 +7,14 @@
  */
 import { test, describe, before, after } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import type { CompareResult, Interval, McResult, PplResult, ResultsView } from '../engine/protocol';
-import { REPO } from './helpers/fixtures';
+import { WebviewPages } from './helpers/webviewPage';
 
-const CHROMIUM = '/usr/bin/chromium';
-const BUNDLE = path.join(REPO, 'media', 'dist', 'results.js');
-const TRANSPORT = `window.__headlensTransport = { posted: [], state: undefined, post(m) { this.posted.push(m); }, getState() { return this.state; }, setState(s) { this.state = s; } };`;
-
-let browser: Browser;
-const errors: string[] = [];
-
-async function load(savedState?: unknown): Promise<Page> {
-  const page = await browser.newPage({ viewport: { width: 900, height: 1400 } });
-  page.on('pageerror', (e) => errors.push(e.message));
-  const restore = savedState === undefined ? '' : `window.__headlensTransport.state = ${JSON.stringify(savedState)};`;
-  await page.setContent(`<!DOCTYPE html><html><head><style>${fs.readFileSync(path.join(REPO, 'media', 'results.css'), 'utf8')}</style></head><body><div id="app"></div>
-<script>${TRANSPORT}${restore}</script><script>${fs.readFileSync(BUNDLE, 'utf8')}</script></body></html>`);
-  return page;
-}
-const show = (page: Page, view: ResultsView) => page.evaluate((m) => window.postMessage(m, '*'), { type: 'results/show', view } as object);
 type Posted = { type: string; layer?: number; head?: number };
-const posted = (page: Page) => page.evaluate(() => (window as unknown as { __headlensTransport: { posted: Posted[] } }).__headlensTransport.posted);
+const pages = new WebviewPages<Posted>({ bundle: 'results', css: ['results.css'], viewport: { width: 900, height: 1400 } });
+const { load, send, posted, errors } = pages;
+const show = (page: Page, view: ResultsView) => send(page, { type: 'results/show', view });
 const iv = (mean: number, half: number, n: number): Interval => ({ mean, lo: mean - half, hi: mean + half, n });
 
 function compareResult(): CompareResult {
@@ -64,11 +48,9 @@ function compareResult(): CompareResult {
 }
 
 describe('the results webview in chromium', () => {
-  before(async () => {
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
-  });
+  before(pages.launch);
   after(async () => {
-    await browser?.close();
+    await pages.close();
     assert.deepEqual(errors, [], 'page errors');
   });
 

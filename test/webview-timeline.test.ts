@@ -6,14 +6,10 @@
  */
 import { test, describe, before, after } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import type { SignalSpec, TimelineData } from '../engine/protocol';
-import { REPO } from './helpers/fixtures';
+import { WebviewPages } from './helpers/webviewPage';
 
-const CHROMIUM = '/usr/bin/chromium';
-const TRANSPORT = `window.__headlensTransport = { posted: [], state: undefined, post(m) { this.posted.push(m); }, getState() { return this.state; }, setState(s) { this.state = s; } };`;
 const L = 2, H = 3;
 const STEPS = [100, 200, 300, 400];
 const loraRel = (i: number, l: number, h: number) => 0.01 * (i + 1) * (l * H + h + 1);
@@ -34,27 +30,14 @@ function timeline(analysed: number, selected: number | null): TimelineData {
   };
 }
 
-let browser: Browser;
-const errors: string[] = [];
-
-async function load(): Promise<Page> {
-  const page = await browser.newPage({ viewport: { width: 900, height: 900 } });
-  page.on('pageerror', (e) => errors.push(e.message));
-  const css = fs.readFileSync(path.join(REPO, 'media', 'timeline.css'), 'utf8');
-  await page.setContent(`<!DOCTYPE html><html><head><style>${css}</style></head><body><div id="app"></div><script>${TRANSPORT}</script><script>${fs.readFileSync(path.join(REPO, 'media', 'dist', 'timeline.js'), 'utf8')}</script></body></html>`);
-  return page;
-}
-const send = (page: Page, data: TimelineData) => page.evaluate((m) => window.postMessage(m, '*'), { type: 'timeline/data', data } as object);
-const posted = (page: Page) => page.evaluate(() => (window as unknown as { __headlensTransport: { posted: { type: string; index?: number }[] } }).__headlensTransport.posted);
+const pages = new WebviewPages<{ type: string; index?: number }>({ bundle: 'timeline', css: ['timeline.css'], viewport: { width: 900, height: 900 } });
+const { posted, errors } = pages;
+const load = () => pages.load();
+const send = (page: Page, data: TimelineData) => pages.send(page, { type: 'timeline/data', data });
 
 describe('checkpoint timeline webview in chromium', () => {
-  before(async () => {
-    if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium`);
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
-  });
-  after(async () => {
-    await browser?.close();
-  });
+  before(pages.launch);
+  after(pages.close);
 
   test('a mean-NLL point per step, a small multiple per head with its values over the steps, the signal picker', async () => {
     const page = await load();

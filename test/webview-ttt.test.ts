@@ -8,21 +8,17 @@
  */
 import { test, describe, before, after } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { encodeArray } from '../engine/codec';
 import type { TttChunkEvent, TttRunResult } from '../engine/protocol';
-import { REPO } from './helpers/fixtures';
+import { WebviewPages } from './helpers/webviewPage';
 
-const CHROMIUM = '/usr/bin/chromium';
-const BUNDLE = path.join(REPO, 'media', 'dist', 'tttTimeline.js');
-const TRANSPORT = `window.__headlensTransport = { posted: [], state: undefined, post(m) { this.posted.push(m); }, getState() { return this.state; }, setState(s) { this.state = s; } };`;
 // the theme's chart colours, as VS Code sets them on the body
 const THEME = `--vscode-editor-background: #000000; --vscode-charts-blue: #0000ff; --vscode-charts-orange: #ff8000;`;
 
-let browser: Browser;
-const errors: string[] = [];
+type Posted = { type: string; chunk?: number };
+const pages = new WebviewPages<Posted>({ bundle: 'tttTimeline', css: ['tttTimeline.css'], viewport: { width: 640, height: 1000 }, bodyStyle: THEME });
+const { send, posted, pageState, errors } = pages;
 
 const LAYERS = 2, CHUNKS = 4;
 /** ‖ΔW‖ of module m at layer l after chunk c: distinct everywhere, largest for mlp L1 at the last trained chunk. */
@@ -60,31 +56,19 @@ function run(): TttRunResult {
   };
 }
 
+/** The timeline drawn from run(), starting from `savedState` when given. */
 async function load(savedState?: unknown): Promise<Page> {
-  const page = await browser.newPage({ viewport: { width: 640, height: 1000 } });
-  page.on('pageerror', (e) => errors.push(e.message));
-  const restore = savedState === undefined ? '' : `window.__headlensTransport.state = ${JSON.stringify(savedState)};`;
-  await page.setContent(`<!DOCTYPE html><html><head><style>${fs.readFileSync(path.join(REPO, 'media', 'tttTimeline.css'), 'utf8')}</style></head><body style="${THEME}"><div id="app"></div>
-<script>${TRANSPORT}${restore}</script><script>${fs.readFileSync(BUNDLE, 'utf8')}</script></body></html>`);
-  await page.evaluate((m) => window.postMessage(m, '*'), { type: 'ttt/timeline', source: 'doc.py', result: run() } as object);
+  const page = await pages.load(savedState);
+  await send(page, { type: 'ttt/timeline', source: 'doc.py', result: run() });
   await page.locator('table.chunks tbody tr').nth(CHUNKS - 1).waitFor();
   return page;
 }
 
-type Posted = { type: string; chunk?: number };
-const posted = (page: Page) => page.evaluate(() => (window as unknown as { __headlensTransport: { posted: Posted[] } }).__headlensTransport.posted);
-const pageState = (page: Page) => page.evaluate(() => (window as unknown as { __headlensTransport: { state: unknown } }).__headlensTransport.state);
 const titles = (page: Page, sel: string) => page.locator(sel).evaluateAll((els) => els.map((e) => e.querySelector('title')?.textContent ?? ''));
 
 describe('the LoRA-TTT chunk timeline in chromium', () => {
-  before(async () => {
-    if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (the CI script installs it)`);
-    if (!fs.existsSync(BUNDLE)) throw new Error(`${BUNDLE} is missing: build the webviews first (node scripts/build.mjs)`);
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
-  });
-  after(async () => {
-    await browser?.close();
-  });
+  before(pages.launch);
+  after(pages.close);
 
   test('the page says ready, then draws the run’s summary', async () => {
     const page = await load();

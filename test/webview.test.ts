@@ -11,19 +11,13 @@
  */
 import { test, describe, before, after } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { encodeArray, floatToHalf, halfToFloat } from '../engine/codec';
 import { slidingWindows } from '../engine/analysis/windows';
 import { signalsOf, type SignalName } from '../engine/models/signals';
 import { renderReportHtml } from '../engine/analysis/report';
 import type { AnalyzeEvent, ExplorerData, TokenInfo, TrainEvent } from '../engine/protocol';
-import { REPO } from './helpers/fixtures';
-
-const CHROMIUM = '/usr/bin/chromium';
-const bundle = (n: string) => fs.readFileSync(path.join(REPO, 'media', 'dist', `${n}.js`), 'utf8');
-const css = (...names: string[]) => names.map((n) => fs.readFileSync(path.join(REPO, 'media', n), 'utf8')).join('\n');
+import { WebviewPages, bundleSource, mediaCss } from './helpers/webviewPage';
 
 interface Synth {
   L?: number;
@@ -154,25 +148,17 @@ function synthetic(o: Synth = {}): ExplorerData {
   };
 }
 
-let browser: Browser;
-const errors: string[] = [];
-const TRANSPORT =
-  `window.__headlensTransport = { posted: [], state: undefined, post(m) { this.posted.push(m); }, getState() { return this.state; }, setState(s) { this.state = s; } };` +
-  // registered before the bundle's own listener: when a message reached the page (after its copy)
-  `window.addEventListener('message', () => { window.__received = performance.now(); });`;
-
-async function load(name: string, savedState?: unknown): Promise<Page> {
-  const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
-  page.on('pageerror', (e) => errors.push(`${name}: ${e.message}`));
-  const restore = savedState === undefined ? '' : `window.__headlensTransport.state = ${JSON.stringify(savedState)};`;
-  await page.setContent(`<!DOCTYPE html><html><head><style>${css('explorer.css')}</style></head><body><div id="app"></div>
-<script>${TRANSPORT}${restore}</script>
-<script>${bundle(name)}</script></body></html>`);
-  return page;
-}
-const send = (page: Page, msg: unknown) => page.evaluate((m) => window.postMessage(m, '*'), msg as object);
 type Posted = { type: string; layer?: number; head?: number; tokenIndex?: number; role?: string };
-const posted = (page: Page) => page.evaluate(() => (window as unknown as { __headlensTransport: { posted: Posted[] } }).__headlensTransport.posted);
+const pages = new WebviewPages<Posted>({
+  bundle: 'explorer',
+  css: ['explorer.css'],
+  viewport: { width: 1100, height: 900 },
+  // registered before the bundle's own listener: when a message reached the page (after its copy)
+  prelude: `window.addEventListener('message', () => { window.__received = performance.now(); });`,
+});
+const { send, posted, pageState, errors } = pages;
+/** The page of bundle `name` (every one with the explorer's style sheet), starting from `savedState` when given. */
+const load = (name: string, savedState?: unknown) => pages.load(savedState, name);
 const lastPosted = async (page: Page, type: string) => (await posted(page)).filter((m) => m.type === type).pop();
 /** Wait until the explorer has drawn the data (the summary names the token count). */
 async function sendData(page: Page, data: ExplorerData): Promise<void> {
@@ -194,13 +180,8 @@ async function matrixPoint(page: Page, r: number, c: number): Promise<{ x: numbe
 }
 
 describe('webviews in chromium', () => {
-  before(async () => {
-    if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (the CI script installs it)`);
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
-  });
-  after(async () => {
-    await browser?.close();
-  });
+  before(pages.launch);
+  after(pages.close);
 
   test('the explorer says it is ready and draws the L × H overview with a thumbnail per head', async () => {
     const page = await load('explorer');
@@ -507,7 +488,7 @@ describe('webviews in chromium', () => {
     await page.locator('select.strip-signal').selectOption('loraRel');
     await page.locator('#matrix button.zoom-in').click();
     await page.waitForTimeout(400); // the state is saved a moment after the last change
-    const saved = await page.evaluate(() => (window as unknown as { __headlensTransport: { state: unknown } }).__headlensTransport.state);
+    const saved = await pageState(page);
     const zoomed = await page.locator('#matrix .spacer').evaluate((e) => (e as HTMLElement).style.width);
     await page.close();
     const again = await load('explorer', saved);
@@ -650,11 +631,10 @@ describe('webviews in chromium', () => {
 
   test('the standalone report renders offline: the annotated text first, with the hover’s head codes and top-k', async () => {
     const data = synthetic({ adaptive: true, N: 2000, L: 2, H: 4, context: 1024, stride: 512, attnLayers: [1], leak: true });
-    const html = renderReportHtml(data, bundle('report'), css('report.css', 'explorer.css'));
-    const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    const html = renderReportHtml(data, bundleSource('report'), mediaCss('report.css', 'explorer.css'));
+    const page = await pages.newPage('report', { width: 1200, height: 900 });
     const requests: string[] = [];
     page.on('request', (r) => requests.push(r.url()));
-    page.on('pageerror', (e) => errors.push(`report: ${e.message}`));
     await page.setContent(html);
     await page.waitForSelector('svg.overview g.cell');
     const sections = await page.locator('section').evaluateAll((els) => els.map((e) => e.id));

@@ -2,15 +2,19 @@
 import * as fs from 'node:fs';
 import { BadInputError } from '../errors';
 
-/** IDS.json: a list of equal-length lists of token ids. */
-export function readIds(file: string, vocab: number, block: number): number[][] {
+/** The parsed contents of a JSON input file; a missing file or bad JSON is one line naming the file. */
+export function readJsonInput(file: string): unknown {
   if (!fs.existsSync(file)) throw new BadInputError(`no such file: ${file}`);
-  let ids: unknown;
   try {
-    ids = JSON.parse(fs.readFileSync(file, 'utf8'));
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (e) {
     throw new BadInputError(`${file}: not valid JSON (${(e as Error).message.split('\n')[0]})`);
   }
+}
+
+/** IDS.json: a list of equal-length lists of token ids. */
+export function readIds(file: string, vocab: number, block: number): number[][] {
+  const ids = readJsonInput(file);
   if (!Array.isArray(ids) || !ids.length || !ids.every((r) => Array.isArray(r))) {
     throw new BadInputError(`${file}: expected a list of lists of token ids, e.g. [[15496, 995]]`);
   }

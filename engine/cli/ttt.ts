@@ -14,6 +14,7 @@ import { BadInputError } from '../errors';
 import { familyDef } from '../models/registry';
 import { atomicWriteFile } from '../io/safetensors';
 import { parseArgs, type ArgSpec } from './args';
+import { readJsonInput } from './ids';
 import { readModel, setupModel } from './load';
 import { adapterSpecs, ADAPTER_MODULES, type AdapterModule } from '../ttt/adapters';
 import { byteCounterFor } from '../ttt/bytes';
@@ -68,13 +69,7 @@ function givenSettings(opts: Opts): Partial<TttSettings> {
 
 /** DOC.json: a flat list of ids of the model's vocabulary. */
 function readDocIds(file: string, vocab: number): number[] {
-  if (!fs.existsSync(file)) throw new BadInputError(`no such file: ${file}`);
-  let ids: unknown;
-  try {
-    ids = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new BadInputError(`${file}: not valid JSON (${(e as Error).message.split('\n')[0]})`);
-  }
+  const ids = readJsonInput(file);
   if (!Array.isArray(ids)) throw new BadInputError(`${file}: expected one document as a list of token ids, e.g. [1, 136, 26]`);
   const bad = ids.findIndex((v) => !Number.isInteger(v) || v < 0 || v >= vocab);
   if (bad >= 0) throw new BadInputError(`${file}: id ${JSON.stringify(ids[bad])} at [${bad}] is not an integer in [0, ${vocab}) (the model's vocabulary)`);
