@@ -265,8 +265,10 @@ async function main() {
   summary();
 }
 
-main().then(() => process.exit(), (e) => {
+// exit once stdout has taken everything (a pipe's queued output would be cut off by process.exit)
+const exitFlushed = (code) => process.stdout.write('', () => process.exit(code));
+main().then(() => exitFlushed(), (e) => {
   console.log(`e2e crashed: ${e?.stack ?? e}`);
   summary();
-  process.exit(1);
+  exitFlushed(1);
 });
