@@ -200,19 +200,24 @@ for (const backend of testBackends()) {
         try {
           const { value, grads } = tf.variableGrads(() => model.loss(batch, { withGrad: true }), vars);
           const gs = vars.map((v) => grads[v.name]);
-          assert.ok(gs.every((g) => g && Number.isFinite(g.norm().dataSync()[0])), 'every parameter gets a finite gradient');
-          const analytic = gs.reduce((acc, g, i) => acc + tf.sum(tf.mul(g, dirs[i])).dataSync()[0], 0);
-          const at = (eps: number) => {
-            vars.forEach((v, i) => v.assign(tf.add(v, tf.mul(dirs[i], eps))));
-            const l = model.loss(batch, { withGrad: false });
-            const x = l.dataSync()[0];
-            l.dispose();
-            vars.forEach((v, i) => v.assign(tf.sub(v, tf.mul(dirs[i], eps))));
+          // asynchronous reads: tfjs-webgpu's synchronous read needs a canvas
+          const read = async (t: tf.Tensor) => {
+            const x = (await t.data())[0];
+            t.dispose();
+            return x;
+          };
+          for (const g of gs) assert.ok(g && Number.isFinite(await read(g.norm())), 'every parameter gets a finite gradient');
+          let analytic = 0;
+          for (const [i, g] of gs.entries()) analytic += await read(tf.sum(tf.mul(g, dirs[i])));
+          const at = async (eps: number) => {
+            vars.forEach((v, i) => v.assign(tf.tidy(() => tf.add(v, tf.mul(dirs[i], eps)))));
+            const x = await read(model.loss(batch, { withGrad: false }));
+            vars.forEach((v, i) => v.assign(tf.tidy(() => tf.sub(v, tf.mul(dirs[i], eps)))));
             return x;
           };
           const eps = 1e-3;
-          const numeric = (at(eps) - at(-eps)) / (2 * eps);
-          assert.ok(Math.abs(value.dataSync()[0] - meta.loss) <= 1e-4, 'the differentiated loss is their loss');
+          const numeric = ((await at(eps)) - (await at(-eps))) / (2 * eps);
+          assert.ok(Math.abs((await value.data())[0] - meta.loss) <= 1e-4, 'the differentiated loss is their loss');
           assert.ok(Math.abs(numeric - analytic) <= 0.02 * Math.abs(analytic) + 1e-3, `directional derivative: analytic ${analytic}, numeric ${numeric}`);
           tf.dispose([value, ...gs]);
         } finally {

@@ -145,6 +145,13 @@ export class TfOps implements Ops<Tensor> {
     const n = x.shape[a];
     const s = start < 0 ? Math.max(0, n + start) : Math.min(start, n);
     const e = end === undefined ? n : end < 0 ? Math.max(0, n + end) : Math.min(end, n);
+    if (x.rank > 4) {
+      // as (before, n, after): the same elements, and a gradient (a pad) of rank 3 — tfjs-webgpu's
+      // pad of rank 5 does not compile
+      const before = x.shape.slice(0, a).reduce((p, d) => p * d, 1), after = x.shape.slice(a + 1).reduce((p, d) => p * d, 1);
+      const part = tf.slice(x.reshape([before, n, after]), [0, s, 0], [before, Math.max(0, e - s), after]);
+      return part.reshape(x.shape.map((d, i) => (i === a ? Math.max(0, e - s) : d)));
+    }
     const begin = x.shape.map((_, i) => (i === a ? s : 0));
     const size = x.shape.map((d, i) => (i === a ? Math.max(0, e - s) : d));
     return tf.slice(x, begin, size);
