@@ -175,6 +175,12 @@ export const tests = [
       };
       await next('Model family', 'adaptive');
       await next('Model size', 'tiny');
+      // the config step shows the size's config as JSON: accept it as it is
+      const config = page.locator('.quick-input-widget', { hasText: 'Config of the adaptive model' });
+      await config.waitFor({ state: 'visible' });
+      const json = JSON.parse(await config.locator('.quick-input-box input').inputValue()) as { n_embd?: number };
+      if (json.n_embd !== 32) throw new Error(`the config step shows ${JSON.stringify(json)}, not the tiny size`);
+      await page.keyboard.press('Enter');
       await next('Training steps', '6');
       const frame = await webview(page, 'purpose=webviewView');
       const curve = frame.locator('#loss path.line').first();
