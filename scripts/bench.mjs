@@ -55,3 +55,6 @@ if (!flag('--no-train')) {
   console.log('\n== training ==');
   spawnSync(process.execPath, [engine, 'train-bench', '--backend', 'wasm'], { stdio: 'inherit' });
 }
+
+console.log('\n== run monitor readers ==');
+spawnSync(process.execPath, [engine, 'readers-bench'], { stdio: 'inherit' });

@@ -653,38 +653,3 @@ describe('shared helpers', () => {
     assert.deepEqual(mergeResults(a, b), { points: [...a.points, ...b.points], warnings: ['w1'], checkpoints: b.checkpoints });
   });
 });
-
-// -----------------------------------------------------------------------------------------------
-
-test('50 MB JSONL and 50 MB log: parse time (HEADLENS_BENCH=1; no timing assertion)', { skip: !process.env.HEADLENS_BENCH }, () => {
-  const dir = tmpDir();
-  const jsonl = path.join(dir, 'big.jsonl');
-  const log = path.join(dir, 'big.log');
-  writeUntil(jsonl, 50 << 20, (i) => JSON.stringify({ step: i, loss: 6 * Math.exp(-i / 1e5) + 1, lr: 3e-4, tokens_per_sec: 1.5e6 + i }) + '\n');
-  writeUntil(log, 50 << 20, (i) => `iter ${i}: loss ${(4 - i * 1e-6).toFixed(4)}, time 27.${i % 100}ms, mfu ${(13 + (i % 7) / 10).toFixed(2)}%\n`);
-  for (const [file, read] of [[jsonl, () => readJsonl(jsonl)], [log, () => readLog(log)]] as const) {
-    const t0 = process.hrtime.bigint();
-    const r = read();
-    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-    const mb = fs.statSync(file).size / (1 << 20);
-    console.log(`${path.basename(file)}: ${mb.toFixed(1)} MB, ${r.points.length} points, ${ms.toFixed(0)} ms (${(mb / (ms / 1000)).toFixed(0)} MB/s), heap ${(process.memoryUsage().heapUsed / (1 << 20)).toFixed(0)} MB`);
-    assert.deepEqual(r.warnings, []);
-  }
-});
-
-function writeUntil(file: string, bytes: number, line: (i: number) => string): void {
-  const fd = fs.openSync(file, 'w');
-  let written = 0;
-  let batch: string[] = [];
-  for (let i = 0; written < bytes; i++) {
-    const l = line(i);
-    batch.push(l);
-    written += l.length;
-    if (batch.length === 10000) {
-      fs.writeSync(fd, batch.join(''));
-      batch = [];
-    }
-  }
-  fs.writeSync(fd, batch.join(''));
-  fs.closeSync(fd);
-}

@@ -31,6 +31,7 @@ import { headRolesReport, runAblate, runSweep } from './interventions';
 export { readIds };
 import { runTrainCommand } from '../train/cli';
 import { runTrainBench } from '../train/bench';
+import { runReadersBench } from './readersBench';
 import { runTloraEval } from './tlora';
 import { runPonder } from './ponder';
 import { runTttCommand } from './ttt';
@@ -62,6 +63,7 @@ const USAGE = `usage: headlens <command> [options]
   bench    [--runtimes onnx-cpu:1,onnx-cpu:2,wasm] [--models base,adaptive,…] [--runs N]
                                              analysis medians with full-size models, side by side
   train-bench [--backend B]                  training tokens/s (tiny and full-size)
+  readers-bench [--mb 50]                    the run monitor's readers on big JSONL and stdout logs
   grid     SPEC.json [--out DIR] [--plan] | --template autoresearch [--data PATH…]   an experiment grid (resumable)
 options: --backend auto|onnx-cuda|onnx-webgpu|onnx-cpu|tensorflow-gpu|tensorflow|webgpu|wasm|cpu
          --threads N (onnxruntime intra-op threads; 0 = the physical cores)   --tokenizer FILE
@@ -90,6 +92,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runBench(rest);
       case 'train-bench':
         return await runTrainBench(rest);
+      case 'readers-bench':
+        return await runReadersBench(rest);
       case 'export':
         return await cmdExport(rest);
       case 'install-gpu':
