@@ -16,7 +16,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { loadModel, type LoadedModel } from '../engine/runtime/loaded';
 import { initRuntime } from '../engine/runtime/select';
 import { controlsFor, parseAblations, sequenceNll, sweep } from '../engine/analysis/interventions';
-import { detectionPattern, inductionScores, patternScore, repeatedRandomTokens } from '../engine/analysis/roles';
+import { detectionPattern, inductionScores, layerRoleScores, patternScore, repeatedRandomTokens, ROLES } from '../engine/analysis/roles';
+import { floatToHalf, halfToFloat } from '../engine/codec';
 import { CancelledError } from '../engine/errors';
 import { ENGINE_JS, FIXTURES, REPO, testBackends } from './helpers/fixtures';
 
@@ -112,6 +113,30 @@ describe('interventions', () => {
     for (let q = 0; q < T; q++) dup[q * T + (q >= 3 ? q - 3 : q)] = 1;
     assert.equal(patternScore(dup, detectionPattern('duplicate', ids), T), 5 / 8);
     assert.equal(patternScore(dup, detectionPattern('duplicate', ids), T, { excludeCurrentToken: true }), 1);
+  });
+
+  test('the layer scorer (sparse pairs, float16 or float32 maps) gives the dense definition exactly', () => {
+    const T = 37, H = 3;
+    const ids = Array.from({ length: T }, (_, i) => [11, 12, 13, 11, 11, 14][i % 6] + (i % 7 === 0 ? 100 : 0));
+    let s = 9;
+    const rnd = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648);
+    const attn = new Float32Array(H * T * T);
+    for (let h = 0; h < H; h++) for (let q = 0; q < T; q++) {
+      let sum = 0;
+      for (let k = 0; k <= q; k++) sum += attn[h * T * T + q * T + k] = rnd() ** 3;
+      for (let k = 0; k <= q; k++) attn[h * T * T + q * T + k] /= sum;
+    }
+    const half = Uint16Array.from(attn, (v) => floatToHalf(v));
+    const halfAsFloat = Float32Array.from(half, (b) => halfToFloat(b));
+    for (const opts of [{}, { excludeBos: true }, { excludeCurrentToken: true }, { excludeBos: true, excludeCurrentToken: true }]) {
+      for (const [maps, dense] of [[attn, attn], [half, halfAsFloat]] as const) {
+        const got = layerRoleScores(maps, ids, H, opts);
+        for (const role of ROLES) for (let h = 0; h < H; h++) {
+          const want = patternScore(dense.subarray(h * T * T, (h + 1) * T * T), detectionPattern(role, ids), T, opts);
+          assert.equal(got[role][h], Math.fround(want), `${role} H${h} ${JSON.stringify(opts)} ${maps === half ? 'f16' : 'f32'}`);
+        }
+      }
+    }
   });
 
   test('the induction test: a perfect induction pattern scores 1, uniform attention ≈ 1/T', () => {

@@ -52,22 +52,75 @@ export function patternScore(attn: ArrayLike<number>, pattern: Uint8Array, T: nu
   return total > 0 ? hit / total : 0;
 }
 
-/** A layer's attention maps (H, T, T) as floats, from the device's float16 or float32. */
-export function attentionOf(layer: WindowLayer): Float32Array | null {
+/** A layer's attention maps (H, T, T) as the device gave them: float16 bits or float32. */
+export function attentionOf(layer: WindowLayer): Float32Array | Uint16Array | null {
   if (!layer.attn) return null;
-  if ('float' in layer.attn) return layer.attn.float;
-  const h = layer.attn.half, out = new Float32Array(h.length);
-  for (let i = 0; i < h.length; i++) out[i] = halfToFloat(h[i]);
+  return 'float' in layer.attn ? layer.attn.float : layer.attn.half;
+}
+
+/** A layer's attention maps as floats (decoded from float16 when the device sent those). */
+export function attentionFloatsOf(layer: WindowLayer): Float32Array | null {
+  const a = attentionOf(layer);
+  if (!(a instanceof Uint16Array)) return a;
+  const lut = halves(), out = new Float32Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = lut[a[i]];
   return out;
 }
 
-/** Scores of every role for every head of one layer: role → (H). */
-export function layerRoleScores(attn: Float32Array, ids: ArrayLike<number>, H: number, opts: ScoreOptions = {}): Record<Role, Float32Array> {
+let halfTable: Float32Array | null = null;
+/** Every float16 bit pattern's value (decoding by lookup). */
+function halves(): Float32Array {
+  if (!halfTable) {
+    halfTable = new Float32Array(65536);
+    for (let i = 0; i < 65536; i++) halfTable[i] = halfToFloat(i);
+  }
+  return halfTable;
+}
+
+/** The pairs (flat q·T + k, ascending) where a role's detection pattern is 1: the same as detectionPattern, sparse. */
+export function detectionPairs(role: Role, ids: ArrayLike<number>): Int32Array {
   const T = ids.length;
-  const out = {} as Record<Role, Float32Array>;
-  for (const role of ROLES) {
-    const pattern = detectionPattern(role, ids);
-    out[role] = Float32Array.from({ length: H }, (_, h) => patternScore(attn.subarray(h * T * T, (h + 1) * T * T), pattern, T, opts));
+  if (role === 'previous') return Int32Array.from({ length: Math.max(0, T - 1) }, (_, i) => (i + 1) * T + i);
+  const out: number[] = [];
+  const seen = new Map<number, number[]>(); // id → its earlier positions, ascending
+  for (let q = 0; q < T; q++) {
+    const earlier = seen.get(ids[q]);
+    if (earlier) for (const j of earlier) out.push(q * T + (role === 'duplicate' ? j : j + 1));
+    if (earlier) earlier.push(q);
+    else seen.set(ids[q], [q]);
+  }
+  return Int32Array.from(out);
+}
+
+/**
+ * Scores of every role for every head of one layer: role → (H). The same sums in the same order as
+ * patternScore over detectionPattern, without the dense patterns: one pass over the lower triangle
+ * for the total (shared by the roles), the pattern's pairs for the hits.
+ */
+export function layerRoleScores(attn: Float32Array | Uint16Array, ids: ArrayLike<number>, H: number, opts: ScoreOptions = {}): Record<Role, Float32Array> {
+  const T = ids.length, TT = T * T;
+  const lut = attn instanceof Uint16Array ? halves() : null;
+  const at = (i: number) => (lut ? lut[attn[i]] : attn[i]);
+  const pairs = ROLES.map((role) => detectionPairs(role, ids));
+  const out = Object.fromEntries(ROLES.map((r) => [r, new Float32Array(H)])) as Record<Role, Float32Array>;
+  const k0 = opts.excludeBos ? 1 : 0;
+  for (let h = 0; h < H; h++) {
+    const base = h * TT;
+    let total = 0;
+    for (let q = 0; q < T; q++) {
+      const row = base + q * T, last = opts.excludeCurrentToken ? q - 1 : q;
+      if (lut) for (let k = k0; k <= last; k++) total += lut[attn[row + k]];
+      else for (let k = k0; k <= last; k++) total += attn[row + k];
+    }
+    ROLES.forEach((role, r) => {
+      let hit = 0;
+      for (const i of pairs[r]) {
+        const q = (i / T) | 0, k = i - q * T;
+        if ((opts.excludeBos && k === 0) || (opts.excludeCurrentToken && k === q)) continue;
+        hit += at(base + i);
+      }
+      out[role][h] = total > 0 ? hit / total : 0;
+    });
   }
   return out;
 }

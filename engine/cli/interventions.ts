@@ -9,7 +9,7 @@ import { parseArgs, type ArgSpec } from './args';
 import { readModel, setupModel } from './load';
 import { readIds } from './ids';
 import { ABLATION_MODES, controlsFor, documentNll, parseAblations, sequenceNll, sweep, type AblationMode } from '../analysis/interventions';
-import { attentionOf, inductionScores, layerRoleScores, repeatedRandomTokens, ROLES } from '../analysis/roles';
+import { attentionFloatsOf, inductionScores, layerRoleScores, repeatedRandomTokens, ROLES } from '../analysis/roles';
 import { atomicWriteFile } from '../io/safetensors';
 import type { LoadedModel } from '../runtime/loaded';
 
@@ -132,7 +132,7 @@ export async function headRolesReport(lm: LoadedModel): Promise<string> {
   for (;;) {
     const s = await gen.next();
     if (s.done) break;
-    const attn = attentionOf(s.value)!;
+    const attn = attentionFloatsOf(s.value)!;
     const ind = inductionScores(attn, n, lm.info.heads);
     const roles = layerRoleScores(attn, ids, lm.info.heads);
     for (let h = 0; h < lm.info.heads; h++) lines.push(`L${s.value.layer}.H${h}`.padEnd(8) + ind[h].toFixed(3).padStart(10) + ROLES.map((r) => roles[r][h].toFixed(3).padStart(11)).join(''));
