@@ -16,6 +16,7 @@ import { initRuntime } from '../engine/runtime/select';
 import { scoreIds } from '../engine/eval/score';
 import { evalMc } from '../engine/eval/mc';
 import { compareModels } from '../engine/eval/compare';
+import { decodeArray } from '../engine/codec';
 import { bootstrapMean, classifyTokens, repeatedInContext } from '../engine/eval/classes';
 import { ENGINE_JS, FIXTURES, REPO, SHARED_FIXTURES, testBackends } from './helpers/fixtures';
 
@@ -197,6 +198,25 @@ describe('eval and compare CLI', () => {
     assert.equal(o.summary.overall.mean, 0);
     assert.ok(o.tokens.every((t: { dnll: number | null }) => t.dnll === null || t.dnll === 0));
     assert.match(r.stdout, /identifier/);
+  });
+
+  test('compare --heads: both models\' heads in the JSON, equal for a model with itself, means of their own per-token arrays', () => {
+    const json = path.join(tmp, 'cmp-heads.json');
+    const r = cli(['compare', '--model', starter, '--model-b', starter, '--text-file', sample, '--heads', '--json', json]);
+    assert.equal(r.code, 0, r.stderr);
+    const o = JSON.parse(fs.readFileSync(json, 'utf8'));
+    assert.ok(o.heads?.a && o.heads?.b, 'no heads in the JSON');
+    assert.deepEqual(o.heads.a.means, o.heads.b.means);
+    const { layers: L, heads: H } = o.heads.a;
+    const ent = decodeArray(o.heads.a.entropy);
+    const N = ent.length / (L * H);
+    for (let i = 0; i < L * H; i++) {
+      let sum = 0, n = 0;
+      for (let t = 0; t < N; t++) if (Number.isFinite(ent[i * N + t])) (sum += ent[i * N + t]), n++;
+      assert.ok(Math.abs(o.heads.a.means.entropy[i] - sum / n) <= 1e-4, `L${Math.floor(i / H)}.H${i % H}: mean entropy ${o.heads.a.means.entropy[i]} vs ${sum / n}`);
+    }
+    assert.match(r.stdout, /model A: per-head means/);
+    assert.match(r.stdout, /L1\.H3 /);
   });
 
   test('eval ppl: a context longer than the model can take is refused', () => {

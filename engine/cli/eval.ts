@@ -18,7 +18,8 @@ const COMMON: ArgSpec = { backend: 'string', threads: 'int', debug: 'boolean', h
 export const EVAL_USAGE = `usage:
   headlens eval ppl --model P [--config C] (--text-file F | --data PATH…) [--context N] [--stride S] [--json OUT]
   headlens eval mc  --model P [--config C] --data FILE.jsonl [--limit N] [--json OUT]
-  headlens compare  --model A --model-b B [--config C] [--config-b C] (--text-file F | --text S) [--context N] [--stride S] [--json OUT]`;
+  headlens compare  --model A --model-b B [--config C] [--config-b C] (--text-file F | --text S) [--context N] [--stride S] [--heads] [--json OUT]
+                    --heads: both models' heads too (per head and token attention max and entropy, per-head means of every signal, top predictions)`;
 
 /** A cancel token set by Ctrl-C (the run stops at the next window and reports nothing). */
 function interruptible(): CancelToken & { cancelled: boolean } {
@@ -97,7 +98,7 @@ async function evalMcCommand(argv: string[]): Promise<number> {
 }
 
 export async function runCompare(argv: string[]): Promise<number> {
-  const opts = parseArgs(argv, { ...COMMON, 'model-b': 'string', 'config-b': 'string', 'tokenizer-b': 'string', text: 'string', 'text-file': 'string', context: 'int', stride: 'int' }, 'compare');
+  const opts = parseArgs(argv, { ...COMMON, 'model-b': 'string', 'config-b': 'string', 'tokenizer-b': 'string', text: 'string', 'text-file': 'string', context: 'int', stride: 'int', heads: 'boolean' }, 'compare');
   if (opts.help) return usage();
   if (!opts.model || !opts['model-b']) throw new BadInputError('compare needs --model A and --model-b B');
   if ((opts.text === undefined) === (opts['text-file'] === undefined)) throw new BadInputError('compare needs exactly one of --text S or --text-file F');
@@ -114,12 +115,19 @@ export async function runCompare(argv: string[]): Promise<number> {
   try {
     const b = await setupModel(opts, ckB, 'b');
     try {
-      const r = await compareModels(a, b, text, { context: opts.context as number | undefined, stride: opts.stride as number | undefined }, interruptible(), (m, d, n) => process.stderr.write(`\rmodel ${m}: ${d}/${n} tokens   `));
+      const r = await compareModels(a, b, text, { context: opts.context as number | undefined, stride: opts.stride as number | undefined, heads: opts.heads === true }, interruptible(), (m, d, n) => process.stderr.write(`\rmodel ${m}: ${d}/${n} tokens   `));
       process.stderr.write('\n');
       const s = r.summary;
       const line = (label: string, i: { mean: number; lo: number; hi: number; n: number }) => `  ${label.padEnd(16)} ${fmt(i.mean).padStart(8)}  [${fmt(i.lo)}, ${fmt(i.hi)}]  n=${i.n}`;
       process.stdout.write(`ΔNLL = NLL(A) − NLL(B), nats (negative: A is better); mean NLL A ${fmt(s.mean_nll_a)}, B ${fmt(s.mean_nll_b)}; bootstrap 95 % intervals\n`);
       process.stdout.write([line('all tokens', s.overall), ...Object.entries(s.by_class).map(([k, v]) => line(k, v)), line('repeated', s.repeated), line('first occurrence', s.first)].join('\n') + '\n');
+      if (r.heads) {
+        for (const [name, h] of [['A', r.heads.a], ['B', r.heads.b]] as const) {
+          const keys = Object.keys(h.means);
+          process.stdout.write(`model ${name}: per-head means over the tokens (${keys.join(', ')})\n`);
+          for (let i = 0; i < h.layers * h.heads; i++) process.stdout.write(`  L${Math.floor(i / h.heads)}.H${i % h.heads}`.padEnd(10) + keys.map((k) => fmt(h.means[k][i]).padStart(10)).join('') + '\n');
+        }
+      }
       writeJson(opts.json as string | undefined, r);
     } finally {
       await b.dispose();
