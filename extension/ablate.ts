@@ -7,15 +7,13 @@
  * (ablated − intact; the dNll signal, diverging) through the document's analysis overlay.
  */
 import * as vscode from 'vscode';
-import * as path from 'node:path';
 import type { AblationMode, ResultsView, SweepResult, TokenInfo } from '../engine/protocol';
 import { decodeArray } from '../engine/codec';
 import { SIGNALS } from '../engine/models/signals';
-import type { AnalysisStore } from './analysis';
+import { commandText, type AnalysisStore } from './analysis';
 import { Command } from './commands';
 import { describeError, type EngineClient } from './engineClient';
 import type { ResultsPanel } from './resultsPanel';
-import { alignByStart, dropCompareOverlay } from './compare';
 
 export interface AblateArgs {
   mode?: AblationMode;
@@ -68,18 +66,13 @@ export class Ablations implements vscode.Disposable {
 
   /** Run the sweep; the command's result (tests) is the engine's SweepResult. */
   async sweep(args: AblateArgs): Promise<SweepResult | undefined> {
-    const doc = args.uri ? await vscode.workspace.openTextDocument(typeof args.uri === 'string' ? vscode.Uri.parse(args.uri) : args.uri) : vscode.window.activeTextEditor?.document;
-    if (!doc) return void vscode.window.showInformationMessage('Head Lens: open the text to ablate heads on.');
-    const editor = vscode.window.activeTextEditor?.document === doc ? vscode.window.activeTextEditor : undefined;
-    const selection = editor && !editor.selection.isEmpty ? editor.selection : undefined;
-    const offset = selection ? doc.offsetAt(selection.start) : 0;
-    const text = selection ? doc.getText(selection) : doc.getText();
-    if (!text.trim()) return void vscode.window.showInformationMessage('Head Lens: there is no text to ablate heads on.');
+    const target = await commandText('ablate heads on', args.uri);
+    if (!target) return undefined;
+    const { doc, text, offset, source } = target;
     const mode = args.mode ?? (await pickMode());
     if (!mode) return undefined;
     const unit = args.unit ?? (await pickUnit());
     if (!unit) return undefined;
-    const source = path.basename(doc.fileName) + (selection ? ' (selection)' : '');
     let session: SweepSession | null = null;
     try {
       const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Head Lens: ablating each ${unit} (${mode})`, cancellable: true }, async (progress, token) => {
@@ -130,13 +123,13 @@ export class Ablations implements vscode.Disposable {
       return false;
     }
     if (!vscode.window.visibleTextEditors.some((e) => e.document === doc)) await vscode.window.showTextDocument(doc, { viewColumn: vscode.ViewColumn.One, preserveFocus: false });
-    if (!this.store.get(s.uri)) await vscode.commands.executeCommand(Command.Analyze, { scope: 'document' });
-    const a = this.store.get(s.uri);
-    if (!a || a.version !== s.version) return false;
-    a.record.setTokenSignal({ ...SIGNALS.dNll, label: 'ΔNLL (ablated − intact)', description: 'NLL with the ablation minus the intact NLL of the same token: positive where the unit helped', mechanism: 'ablation' }, alignByStart(s.tokens, values, a.record.tokens));
-    dropCompareOverlay(a.record);
-    a.metricOverride = { metric: SIGNALS.dNll.name, title: `ΔNLL with ${cellName(layer, head)} ${MODE_WORDS[s.view.mode]} (nats; positive: the ${s.view.unit} helped)` };
-    this.store.put(a);
+    const a = await this.store.overlay(doc, s.version, {
+      spec: { ...SIGNALS.dNll, label: 'ΔNLL (ablated − intact)', description: 'NLL with the ablation minus the intact NLL of the same token: positive where the unit helped', mechanism: 'ablation' },
+      tokens: s.tokens,
+      values: () => values,
+      title: `ΔNLL with ${cellName(layer, head)} ${MODE_WORDS[s.view.mode]} (nats; positive: the ${s.view.unit} helped)`,
+    });
+    if (!a) return false;
     s.view = { ...s.view, selected: { layer, head } };
     this.panel.update(s.view);
     return true;

@@ -13,11 +13,10 @@ import * as vscode from 'vscode';
 import type { SignalSpec, TokenInfo } from '../engine/protocol';
 import { decodeArray } from '../engine/codec';
 import { SIGNALS } from '../engine/models/signals';
-import type { AnalysisStore, DocumentAnalysis } from './analysis';
+import { alignByStart, type AnalysisStore, type DocumentAnalysis } from './analysis';
 import { Command } from './commands';
 import type { TokenDecorations } from './decorations';
 import { describeError, type EngineClient } from './engineClient';
-import { alignByStart } from './timeline';
 
 /** The overlay's signal: the catalogue's ΔNLL, named for what it compares here. */
 export const ADAPTIVE_OFF_DNLL: SignalSpec = {

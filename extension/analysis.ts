@@ -6,7 +6,8 @@
  * running analysis at once; with `headlens.analyzeOnEdit` a new one follows, debounced.
  */
 import * as vscode from 'vscode';
-import type { AnalyzeEvent, AnalyzeResult, ExplorerData, ModelInfo } from '../engine/protocol';
+import * as path from 'node:path';
+import type { AnalyzeEvent, AnalyzeResult, ExplorerData, ModelInfo, SignalSpec, TokenInfo } from '../engine/protocol';
 import { AnalysisRecord } from '../engine/analysis/record';
 import { Command } from './commands';
 import { describeError, type EngineClient } from './engineClient';
@@ -53,6 +54,54 @@ export function scopeRange(editor: vscode.TextEditor, scope?: AnalysisScope): { 
   return { scope: 'document', range: all };
 }
 
+/** The text a command works on (compare, ablations): the selection of the document's editor, else the whole document. */
+export interface CommandText {
+  doc: vscode.TextDocument;
+  text: string;
+  /** Where the text starts in the document (its tokens' offsets are shifted by it). */
+  offset: number;
+  /** The file's name, "(selection)" added when it is one. */
+  source: string;
+}
+
+/**
+ * The document at `uri` (default: the active editor's) and its text to `what` (e.g. "ablate heads
+ * on"); undefined, with a message saying so, when there is no document or only blank text.
+ */
+export async function commandText(what: string, uri?: vscode.Uri | string): Promise<CommandText | undefined> {
+  const doc = uri ? await vscode.workspace.openTextDocument(typeof uri === 'string' ? vscode.Uri.parse(uri) : uri) : vscode.window.activeTextEditor?.document;
+  if (!doc) return void vscode.window.showInformationMessage(`Head Lens: open the text to ${what}.`);
+  const editor = vscode.window.activeTextEditor?.document === doc ? vscode.window.activeTextEditor : undefined;
+  const selection = editor && !editor.selection.isEmpty ? editor.selection : undefined;
+  const text = selection ? doc.getText(selection) : doc.getText();
+  if (!text.trim()) return void vscode.window.showInformationMessage(`Head Lens: there is no text to ${what}.`);
+  return { doc, text, offset: selection ? doc.offsetAt(selection.start) : 0, source: path.basename(doc.fileName) + (selection ? ' (selection)' : '') };
+}
+
+/**
+ * Per-token values of one tokenisation laid onto another of the same document (the analysis's) by
+ * the tokens' start offsets; tokens with no counterpart get NaN (a BOS with an empty range holds no text).
+ */
+export function alignByStart(source: TokenInfo[], values: ArrayLike<number>, target: TokenInfo[]): Float32Array {
+  const byStart = new Map<number, number>();
+  source.forEach((t, i) => {
+    if (t.end > t.start) byStart.set(t.start, values[i]);
+  });
+  return Float32Array.from(target, (t) => byStart.get(t.start) ?? NaN);
+}
+
+/** Values computed elsewhere to colour a document by (AnalysisStore.overlay). */
+export interface Overlay {
+  spec: SignalSpec;
+  /** The tokens the values belong to; absent: the values are per token of a whole-document analysis. */
+  tokens?: TokenInfo[];
+  values: (analysis: DocumentAnalysis) => ArrayLike<number>;
+  /** What the legend calls them. */
+  title: string;
+  /** Checked once the analysis is there: false when the caller no longer wants these colours (a newer choice). */
+  wanted?: () => boolean;
+}
+
 export class AnalysisStore implements vscode.Disposable {
   private readonly byUri = new Map<string, DocumentAnalysis>();
   private readonly running = new Map<string, vscode.CancellationTokenSource>();
@@ -93,6 +142,28 @@ export class AnalysisStore implements vscode.Disposable {
   put(analysis: DocumentAnalysis): void {
     this.byUri.set(analysis.uri, analysis);
     this.changed.fire(analysis.uri);
+  }
+
+  /**
+   * Colour a document by values computed elsewhere (compare's ΔNLL, an ablation's, a checkpoint's
+   * NLL, test-time training's change): its analysis — a whole-document one made first when there
+   * is none (or none per token of the document when `tokens` is absent) — gets the values as the
+   * token signal `spec`, and the colours show it whatever headlens.colorMetric says. Undefined when
+   * the document changed since `version`.
+   */
+  async overlay(doc: vscode.TextDocument, version: number, o: Overlay): Promise<DocumentAnalysis | undefined> {
+    const uri = doc.uri.toString();
+    let a = this.byUri.get(uri);
+    if (!a || a.version !== doc.version || (!o.tokens && a.scope !== 'document')) {
+      const editor = vscode.window.visibleTextEditors.find((e) => e.document === doc) ?? (await vscode.window.showTextDocument(doc, { preserveFocus: true, preview: false }));
+      a = await this.analyze(editor, 'document');
+    }
+    if (!a || a.version !== version || doc.version !== version || this.byUri.get(uri) !== a || (o.wanted && !o.wanted())) return undefined;
+    const values = o.values(a);
+    a.record.setTokenSignal(o.spec, alignByStart(o.tokens ?? a.record.tokens, values, a.record.tokens));
+    a.metricOverride = { metric: o.spec.name, title: o.title };
+    this.put(a);
+    return a;
   }
 
   /** Forget one document's analysis (or all) and cancel what is running for it. */

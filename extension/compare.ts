@@ -3,21 +3,22 @@
  * dialog (or passed by the caller). Both score the selection (else the document) with the same
  * sliding windows (`compare`, with each model's heads), with a cancellable progress notification.
  * The editor is coloured by dNll = NLL_A − NLL_B per token (diverging: negative where A is better)
- * through the document's analysis overlay (AnalysisRecord.setTokenSignal + metricOverride); a
+ * through the document's analysis overlay (AnalysisStore.overlay); a
  * second hover part gives both models' NLL and predictions for the token and both models' head
  * codes; the summary (mean ΔNLL overall, by token class, repeated vs first, bootstrap 95 %
  * intervals, the layers × heads of A and B side by side) opens in the results panel.
  */
 import * as vscode from 'vscode';
 import * as path from 'node:path';
-import type { CompareHeads, CompareResult, CompareToken, TokenInfo } from '../engine/protocol';
+import type { CompareHeads, CompareResult, CompareToken } from '../engine/protocol';
 import type { AnalysisRecord } from '../engine/analysis/record';
 import { decodeArray } from '../engine/codec';
 import { SIGNALS } from '../engine/models/signals';
-import type { AnalysisStore } from './analysis';
+import { commandText, type AnalysisStore } from './analysis';
 import { Command } from './commands';
 import { describeError, type EngineClient } from './engineClient';
 import type { ResultsPanel } from './resultsPanel';
+import { tokenCode } from './hover';
 
 /** What the command takes from code (tests, other commands); every field has a dialog otherwise. */
 export interface CompareArgs {
@@ -56,33 +57,9 @@ export interface CompareOverlay {
 /** Overlays by the record they colour: a new analysis of the document drops its overlay with it. */
 const overlays = new WeakMap<AnalysisRecord, CompareOverlay>();
 
-export function compareOverlay(record: AnalysisRecord): CompareOverlay | undefined {
-  return overlays.get(record);
-}
-
-/** Another overlay (an ablation) colours the record now: the compare's hover part goes. */
-export function dropCompareOverlay(record: AnalysisRecord): void {
-  overlays.delete(record);
-}
-
-/**
- * Per-token values of one tokenisation laid onto another of the same document (the analysis's) by
- * the tokens' start offsets; tokens with no counterpart get NaN.
- */
-export function alignByStart(source: TokenInfo[], values: ArrayLike<number>, target: TokenInfo[]): Float32Array {
-  const byStart = new Map<number, number>();
-  source.forEach((t, i) => {
-    if (t.end > t.start) byStart.set(t.start, values[i]);
-  });
-  return Float32Array.from(target, (t) => byStart.get(t.start) ?? NaN);
-}
-
 const num = (v: number | null | undefined, d = 3) => (v === null || v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(d));
 const signed = (v: number | null | undefined, d = 3) => (v === null || v === undefined || !Number.isFinite(v) ? '—' : `${v > 0 ? '+' : ''}${v.toFixed(d)}`);
 
-function tokenCode(s: string): string {
-  return '`' + (s.replace(/\r?\n/g, '↵').replace(/\t/g, '⇥').replace(/`/g, 'ˋ').replace(/\|/g, '¦') || '∅') + '`';
-}
 
 function headsView(h: CompareHeads): HeadsView {
   return {
@@ -140,18 +117,17 @@ function shiftTokens(r: CompareResult, offset: number): void {
   }
 }
 
-/** Colour the document's analysis (made when there is none) by the compare's dNll. */
+/** Colour the document's analysis by the compare's dNll; its hover part lasts while these colours do. */
 async function colourByDnll(store: AnalysisStore, doc: vscode.TextDocument, version: number, overlay: CompareOverlay): Promise<boolean> {
-  const uri = doc.uri.toString();
-  if (!store.get(uri)) await vscode.commands.executeCommand(Command.Analyze, { scope: 'document' });
-  const a = store.get(uri);
-  if (!a || a.version !== version || doc.version !== version) return false;
-  const values = Float32Array.from(overlay.result.tokens, (t) => t.dnll ?? NaN);
-  a.record.setTokenSignal({ ...SIGNALS.dNll }, alignByStart(overlay.result.tokens, values, a.record.tokens));
-  overlay.override = { metric: SIGNALS.dNll.name, title: `ΔNLL ${overlay.labelA} − ${overlay.labelB} (nats; negative: A is better)` };
-  a.metricOverride = overlay.override;
+  const a = await store.overlay(doc, version, {
+    spec: { ...SIGNALS.dNll },
+    tokens: overlay.result.tokens,
+    values: () => Float32Array.from(overlay.result.tokens, (t) => t.dnll ?? NaN),
+    title: `ΔNLL ${overlay.labelA} − ${overlay.labelB} (nats; negative: A is better)`,
+  });
+  if (!a) return false;
+  overlay.override = a.metricOverride;
   overlays.set(a.record, overlay);
-  store.put(a);
   return true;
 }
 
@@ -162,13 +138,9 @@ async function pickModelB(): Promise<string | undefined> {
 
 /** Compare Models… on the active editor's selection or document (or `args.uri`). */
 export async function compareCommand(engine: EngineClient, store: AnalysisStore, panel: ResultsPanel, args: CompareArgs = {}): Promise<CompareResult | undefined> {
-  const doc = args.uri ? await vscode.workspace.openTextDocument(typeof args.uri === 'string' ? vscode.Uri.parse(args.uri) : args.uri) : vscode.window.activeTextEditor?.document;
-  if (!doc) return void vscode.window.showInformationMessage('Head Lens: open the text to compare the two models on.');
-  const editor = vscode.window.activeTextEditor?.document === doc ? vscode.window.activeTextEditor : undefined;
-  const selection = editor && !editor.selection.isEmpty ? editor.selection : undefined;
-  const offset = selection ? doc.offsetAt(selection.start) : 0;
-  const text = selection ? doc.getText(selection) : doc.getText();
-  if (!text.trim()) return void vscode.window.showInformationMessage('Head Lens: there is no text to compare on.');
+  const target = await commandText('compare the two models on', args.uri);
+  if (!target) return undefined;
+  const { doc, text, offset, source } = target;
   const modelB = args.modelB ?? (await pickModelB());
   if (!modelB) return undefined;
   const version = doc.version;
@@ -189,7 +161,6 @@ export async function compareCommand(engine: EngineClient, store: AnalysisStore,
     const byStart = new Map<number, number>();
     result.tokens.forEach((t, i) => t.end > t.start && byStart.set(t.start, i));
     const overlay: CompareOverlay = { result, labelA, labelB, byStart, heads: result.heads ? { a: headsView(result.heads.a), b: headsView(result.heads.b) } : null };
-    const source = path.basename(doc.fileName) + (selection ? ' (selection)' : '');
     panel.show({ kind: 'compare', source, result });
     await colourByDnll(store, doc, version, overlay);
     return result;

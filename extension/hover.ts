@@ -19,7 +19,7 @@ function num(v: number | null, digits = 2): string {
 }
 
 /** Token text as inline code that cannot break the markdown (newlines, backticks, table pipes). */
-function tokenCode(s: string): string {
+export function tokenCode(s: string): string {
   const shown = s.replace(/\r?\n/g, '↵').replace(/\t/g, '⇥').replace(/`/g, 'ˋ').replace(/\|/g, '¦');
   return '`' + (shown || '∅') + '`';
 }

@@ -68,15 +68,6 @@ export interface TimelineHandle {
 const fmt = (v: number | null | undefined, d = 3) => (v === null || v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(d));
 const stepName = (c: CheckpointEntry) => (c.step !== null ? `step ${c.step}` : path.basename(c.path));
 
-/** Values per token of `source` laid onto `target` (another tokenisation of the same document) by start offset; NaN where none. */
-export function alignByStart(source: TokenInfo[], values: ArrayLike<number>, target: TokenInfo[]): Float32Array {
-  const byStart = new Map<number, number>();
-  source.forEach((t, i) => {
-    if (t.end > t.start) byStart.set(t.start, values[i]); // a BOS with an empty range holds no text
-  });
-  return Float32Array.from(target, (t) => byStart.get(t.start) ?? NaN);
-}
-
 export class TimelineController implements vscode.Disposable {
   private panel: vscode.WebviewPanel | null = null;
   private ready = false;
@@ -175,19 +166,16 @@ export class TimelineController implements vscode.Disposable {
       void vscode.window.setStatusBarMessage('Head Lens: the document changed since the timeline was made; run Analyze Across Checkpoints again', 6000);
       return false;
     }
-    let a = this.store.get(run.uri);
-    // a cancelled run has no token list of its own: the document's analysis, by the same tokenizer, gives it
-    if (!a || a.version !== doc.version || (!run.tokens && a.scope !== 'document')) {
-      const editor = vscode.window.visibleTextEditors.find((e) => e.document === doc) ?? (await vscode.window.showTextDocument(doc, { preserveFocus: true, preview: false }));
-      a = await this.store.analyze(editor, 'document');
-      if (!a || this.current !== run || run.selected !== index) return false;
-    }
-    const tokens = run.tokens ?? a.record.tokens;
-    a.record.setTokenSignal(CHECKPOINT_NLL, alignByStart(tokens, decodeArray(step.nll), a.record.tokens));
+    // a cancelled run has no token list of its own: a whole-document analysis, by the same tokenizer, gives it
     const c = run.checkpoints[index];
-    a.metricOverride = { metric: CHECKPOINT_NLL.name, title: `NLL of the next token at ${stepName(c)} (${path.basename(c.path)}; checkpoint ${index + 1} of ${run.checkpoints.length}, mean ${fmt(step.meanNll)} nats)` };
-    this.store.put(a);
-    return true;
+    const a = await this.store.overlay(doc, run.version, {
+      spec: CHECKPOINT_NLL,
+      tokens: run.tokens ?? undefined,
+      values: () => decodeArray(step.nll),
+      title: `NLL of the next token at ${stepName(c)} (${path.basename(c.path)}; checkpoint ${index + 1} of ${run.checkpoints.length}, mean ${fmt(step.meanNll)} nats)`,
+      wanted: () => this.current === run && run.selected === index,
+    });
+    return !!a;
   }
 
   private handle(run: TimelineRun): TimelineHandle {

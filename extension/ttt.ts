@@ -22,7 +22,7 @@ import { Command } from './commands';
 import { describeError, type EngineClient } from './engineClient';
 import { TttTimelinePanel } from './tttTimeline';
 
-const COLOURS = { metric: SIGNALS.tttDnll.name, title: 'NLL with test-time training − without (nats; negative: TTT helped)' };
+const COLOURS_TITLE = 'NLL with test-time training − without (nats; negative: TTT helped)';
 
 /** What a run may override: every ttt/run parameter but the text. */
 export type TttOptions = Omit<TttRunParams, 'text'>;
@@ -39,18 +39,6 @@ export function tokenDnll(r: TttRunResult): Float32Array {
   const out = new Float32Array(r.tokens.length).fill(NaN);
   for (let t = 1; t < out.length; t++) out[t] = withTtt[t - 1] - without[t - 1];
   return out;
-}
-
-/**
- * The run's per-token values laid onto another tokenisation of the same document (an analysis of
- * the visible range, say) by the tokens' start offsets; tokens with no counterpart get NaN.
- */
-export function alignByOffset(source: TokenInfo[], values: Float32Array, target: TokenInfo[]): Float32Array {
-  const byStart = new Map<number, number>();
-  source.forEach((t, i) => {
-    if (t.end > t.start) byStart.set(t.start, values[i]); // a BOS with an empty range holds no text
-  });
-  return Float32Array.from(target, (t) => byStart.get(t.start) ?? NaN);
 }
 
 /** The chunk that scored token t (predicted at position t − 1), or undefined for the first token. */
@@ -153,19 +141,9 @@ export class TttController implements vscode.Disposable {
     }
   }
 
-  /** The document's analysis (a whole-document one made when there is none) coloured by the run's ΔNLL. */
+  /** The document's analysis coloured by the run's ΔNLL. */
   private async colourByDnll(doc: vscode.TextDocument, version: number, r: TttRunResult): Promise<boolean> {
-    const uri = doc.uri.toString();
-    if (!this.store.get(uri)) {
-      const editor = vscode.window.visibleTextEditors.find((e) => e.document === doc) ?? (await vscode.window.showTextDocument(doc, { preserveFocus: true, preview: false }));
-      await this.store.analyze(editor, 'document');
-    }
-    const a = this.store.get(uri);
-    if (!a || a.version !== version || doc.version !== version) return false;
-    a.record.setTokenSignal({ ...SIGNALS.tttDnll }, alignByOffset(r.tokens, tokenDnll(r), a.record.tokens));
-    a.metricOverride = COLOURS;
-    this.store.put(a);
-    return true;
+    return !!(await this.store.overlay(doc, version, { spec: { ...SIGNALS.tttDnll }, tokens: r.tokens, values: () => tokenDnll(r), title: COLOURS_TITLE }));
   }
 
   hover(doc: vscode.TextDocument, pos: vscode.Position): vscode.Hover | undefined {
