@@ -12,8 +12,8 @@ import { currentBackend, initBackend } from '../runtime/tfjs/backend';
 import { buildRun, prepareInputs, type PreparedRun } from './setup';
 import type { TrainerControl } from './trainer';
 
-let active: { runId: string; run: PreparedRun } | null = null;
-let starting: string | null = null;
+/** The train/start run's id, from the building of its model to its end: one at a time. */
+let active: string | null = null;
 let counter = 0;
 
 /** Every run in progress by id, in start order (train/start's and those that joined). */
@@ -70,46 +70,46 @@ function specOf(p: TrainParams) {
 
 export function registerTrainingHandlers(server: EngineServer): void {
   server.on('train/start', async (p, ctx) => {
-    if (active || starting) throw stateError(`a training run (${active?.runId ?? starting}) is already active: stop it first`);
+    if (active) throw stateError(`a training run (${active}) is already active: stop it first`);
     const runId = `run-${Date.now().toString(36)}-${++counter}`;
     ctx.progress({ kind: 'status', runId, state: 'starting', totalSteps: p.steps, family: p.family });
-    let run: PreparedRun;
-    starting = runId; // one run at a time, also while the model is being built
+    active = runId;
     try {
-      const inputs = prepareInputs(specOf(p));
-      if (!currentBackend()) await initBackend('auto');
-      run = await buildRun(inputs, runId, (e) => ctx.progress(e));
-    } catch (e) {
-      ctx.progress({ kind: 'status', runId, state: 'failed', message: (e as Error).message });
-      throw e;
+      let run: PreparedRun;
+      try {
+        const inputs = prepareInputs(specOf(p));
+        if (!currentBackend()) await initBackend('auto');
+        run = await buildRun(inputs, runId, (e) => ctx.progress(e));
+      } catch (e) {
+        ctx.progress({ kind: 'status', runId, state: 'failed', message: (e as Error).message });
+        throw e;
+      }
+      const untrack = trackRun(runId, run.trainer.control);
+      const stopOnCancel = setInterval(() => {
+        if (ctx.token.cancelled) run.trainer.control.stopRequested = true;
+      }, 50);
+      try {
+        const result = await run.trainer.run();
+        const state = result.stopped ? 'stopped' : 'finished';
+        ctx.progress({ kind: 'status', runId, state, checkpoint: result.checkpoint ?? undefined, step: run.trainer.step, totalSteps: p.steps });
+        const out: TrainResult = {
+          runId,
+          steps: run.trainer.step,
+          finalLoss: run.trainer.lastLoss,
+          bestValLoss: run.trainer.bestValLoss,
+          checkpoint: result.checkpoint,
+          stoppedEarly: result.stopped,
+        };
+        return out;
+      } catch (e) {
+        ctx.progress({ kind: 'status', runId, state: 'failed', message: (e as Error).message });
+        throw e;
+      } finally {
+        clearInterval(stopOnCancel);
+        untrack();
+        run.dispose();
+      }
     } finally {
-      starting = null;
-    }
-    active = { runId, run };
-    const untrack = trackRun(runId, run.trainer.control);
-    const stopOnCancel = setInterval(() => {
-      if (ctx.token.cancelled) run.trainer.control.stopRequested = true;
-    }, 50);
-    try {
-      const result = await run.trainer.run();
-      const state = result.stopped ? 'stopped' : 'finished';
-      ctx.progress({ kind: 'status', runId, state, checkpoint: result.checkpoint ?? undefined, step: run.trainer.step, totalSteps: p.steps });
-      const out: TrainResult = {
-        runId,
-        steps: run.trainer.step,
-        finalLoss: run.trainer.lastLoss,
-        bestValLoss: run.trainer.bestValLoss,
-        checkpoint: result.checkpoint,
-        stoppedEarly: result.stopped,
-      };
-      return out;
-    } catch (e) {
-      ctx.progress({ kind: 'status', runId, state: 'failed', message: (e as Error).message });
-      throw e;
-    } finally {
-      clearInterval(stopOnCancel);
-      untrack();
-      run.dispose();
       active = null;
     }
   });
